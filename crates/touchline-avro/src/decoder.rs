@@ -1,0 +1,275 @@
+//! Bytes of a source topic to a [`SourceRecord`].
+//!
+//! Writer schemas are fetched from the registry once per id and kept, with a
+//! datum reader already resolved against the channel's reader schema: building
+//! that resolution is most of the cost of a decode, so it is done once per
+//! schema id, not once per message. Schemas live as long as the process (there
+//! are a handful per topic), which lets the cached readers borrow them.
+//!
+//! Each message is checked before it is decoded: its size, its Confluent
+//! header, and that its writer schema is a version of the channel's record (a
+//! schema registered for another topic is bad data, not something to resolve).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use thiserror::Error;
+use touchline_model::source::{AppEvent, CallRecord, ChatbotEvent, SocialEvent};
+use touchline_model::{Channel, SourceRecord};
+
+use crate::aliases::ReaderAliases;
+use crate::registry::{RegistryError, SchemaRegistry};
+use crate::{upstream, wire};
+
+/// Why a message could not be decoded. Everything but
+/// [`DecodeError::RegistryUnavailable`] is bad data: the message goes to the
+/// dead-letter table and the pipeline goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("message is {len} bytes, over the limit of {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
+    #[error(transparent)]
+    Frame(#[from] wire::FrameError),
+    #[error(
+        "schema id {id} is not in the schema registry; was it registered in another registry?"
+    )]
+    UnknownSchema { id: u32 },
+    #[error("schema id {id} is `{found}`, not a version of `{expected}` that this topic carries")]
+    WrongSchemaForTopic {
+        id: u32,
+        found: String,
+        expected: String,
+    },
+    #[error("schema id {id} in the registry is not a valid Avro schema: {message}")]
+    BadWriterSchema { id: u32, message: String },
+    #[error("Avro body ends before the record does (schema id {id}): {message}")]
+    TruncatedAvro { id: u32, message: String },
+    #[error("Avro body has an enum symbol or union branch its schema does not allow (schema id {id}): {message}")]
+    InvalidEnum { id: u32, message: String },
+    #[error("Avro body does not decode with schema id {id}: {message}")]
+    InvalidAvro { id: u32, message: String },
+    #[error("Avro body has {extra} bytes after the record (schema id {id})")]
+    TrailingBytes { id: u32, extra: usize },
+    #[error("record of schema id {id} does not fit Touchline's reader schema: {message}")]
+    Incompatible { id: u32, message: String },
+    #[error("cannot fetch schema id {id}: {source}")]
+    RegistryUnavailable { id: u32, source: RegistryError },
+}
+
+impl DecodeError {
+    /// A short, stable reason for dead letters and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::Frame(wire::FrameError::TooShort { .. }) => "truncated_frame",
+            DecodeError::Frame(wire::FrameError::BadMagic { .. }) => "bad_magic",
+            DecodeError::UnknownSchema { .. } => "unknown_schema",
+            DecodeError::WrongSchemaForTopic { .. } => "wrong_schema_for_topic",
+            DecodeError::BadWriterSchema { .. } => "bad_writer_schema",
+            DecodeError::TruncatedAvro { .. } => "truncated_avro",
+            DecodeError::InvalidEnum { .. } => "invalid_enum",
+            DecodeError::InvalidAvro { .. } => "invalid_avro",
+            DecodeError::TrailingBytes { .. } => "trailing_bytes",
+            DecodeError::Incompatible { .. } => "incompatible_schema",
+            DecodeError::RegistryUnavailable { .. } => "registry_unavailable",
+        }
+    }
+
+    /// Whether the same message may decode later (the registry was down):
+    /// such a message is retried, never dead-lettered.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DecodeError::RegistryUnavailable { .. })
+    }
+}
+
+/// A writer schema fetched from the registry, with its resolved reader.
+struct WriterSchema {
+    full_name: String,
+    /// `None` when the schema is not a version of the channel's record.
+    reader: Option<GenericDatumReader<'static>>,
+}
+
+/// The reader side of one channel.
+#[derive(Debug)]
+struct ReaderSchema {
+    schema: &'static Schema,
+    full_name: String,
+    aliases: ReaderAliases,
+}
+
+/// Decodes messages of the four source topics.
+pub struct Decoder<R> {
+    registry: R,
+    readers: HashMap<Channel, ReaderSchema>,
+    writers: RwLock<HashMap<(Channel, u32), Arc<WriterSchema>>>,
+    max_message_bytes: usize,
+}
+
+/// Default limit on a message's size, as Kafka's default `message.max.bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+impl<R: SchemaRegistry> Decoder<R> {
+    /// A decoder that fetches writer schemas from `registry` and rejects
+    /// messages over `max_message_bytes`.
+    pub fn new(registry: R, max_message_bytes: usize) -> Self {
+        let readers = Channel::ALL
+            .into_iter()
+            .map(|channel| {
+                let text = upstream::reader(channel).text;
+                let schema: &'static Schema = Box::leak(Box::new(
+                    Schema::parse_str(text).expect("the embedded upstream schemas are valid Avro"),
+                ));
+                let full_name = record_name(schema).unwrap_or_default();
+                let json = serde_json::from_str(text).expect("the embedded schemas are JSON");
+                let aliases = ReaderAliases::of(&json);
+                (
+                    channel,
+                    ReaderSchema {
+                        schema,
+                        full_name,
+                        aliases,
+                    },
+                )
+            })
+            .collect();
+        Decoder {
+            registry,
+            readers,
+            writers: RwLock::new(HashMap::new()),
+            max_message_bytes,
+        }
+    }
+
+    /// The registry behind this decoder.
+    pub fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    /// How many (channel, writer schema) readers are cached.
+    pub fn cached_schemas(&self) -> usize {
+        self.writers.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Decodes one message of `channel`'s topic.
+    pub async fn decode(
+        &self,
+        channel: Channel,
+        bytes: &[u8],
+    ) -> Result<SourceRecord, DecodeError> {
+        if bytes.len() > self.max_message_bytes {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                limit: self.max_message_bytes,
+            });
+        }
+        let (id, body) = wire::parse(bytes)?;
+        let writer = self.writer(channel, id).await?;
+        let Some(reader) = &writer.reader else {
+            return Err(DecodeError::WrongSchemaForTopic {
+                id,
+                found: writer.full_name.clone(),
+                expected: self.readers[&channel].full_name.clone(),
+            });
+        };
+        let mut rest = body;
+        let value = reader
+            .read_value(&mut rest)
+            .map_err(|e| classify(id, e, rest.is_empty()))?;
+        if !rest.is_empty() {
+            return Err(DecodeError::TrailingBytes {
+                id,
+                extra: rest.len(),
+            });
+        }
+        to_record(channel, &value).map_err(|e| DecodeError::Incompatible {
+            id,
+            message: e.to_string(),
+        })
+    }
+
+    async fn writer(&self, channel: Channel, id: u32) -> Result<Arc<WriterSchema>, DecodeError> {
+        if let Some(found) = self
+            .writers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(channel, id))
+        {
+            return Ok(Arc::clone(found));
+        }
+        let text = self.registry.schema_by_id(id).await.map_err(|e| match e {
+            RegistryError::NotFound { id } => DecodeError::UnknownSchema { id },
+            source => DecodeError::RegistryUnavailable { id, source },
+        })?;
+        let bad_schema = |e: apache_avro::Error| DecodeError::BadWriterSchema {
+            id,
+            message: e.to_string(),
+        };
+        let target = &self.readers[&channel];
+        let mut json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| DecodeError::BadWriterSchema {
+                id,
+                message: e.to_string(),
+            })?;
+        target.aliases.apply(&mut json);
+        let schema = Schema::parse_str(&json.to_string()).map_err(bad_schema)?;
+        let full_name = record_name(&schema).unwrap_or_else(|| "<not a record>".into());
+        let reader = if full_name == target.full_name {
+            let schema: &'static Schema = Box::leak(Box::new(schema));
+            let reader = GenericDatumReader::builder(schema)
+                .reader_schema(target.schema)
+                .build()
+                .map_err(bad_schema)?;
+            Some(reader)
+        } else {
+            None
+        };
+        let writer = Arc::new(WriterSchema { full_name, reader });
+        self.writers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((channel, id), Arc::clone(&writer));
+        tracing::info!(schema_id = id, %channel, record = %writer.full_name, "cached writer schema");
+        Ok(writer)
+    }
+}
+
+fn record_name(schema: &Schema) -> Option<String> {
+    match schema {
+        Schema::Record(record) => Some(record.name.fullname(None)),
+        _ => None,
+    }
+}
+
+/// Sorts an Avro error into the bad-data reasons that dead letters report.
+/// An error met with the whole body consumed is a truncated body: apache-avro
+/// reports running out of bytes in several ways (an I/O error, or a boolean
+/// read as null that then fails to resolve).
+fn classify(id: u32, error: apache_avro::Error, at_end: bool) -> DecodeError {
+    let message = error.to_string();
+    if at_end {
+        return DecodeError::TruncatedAvro { id, message };
+    }
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("enum") || lower.contains("union") {
+        DecodeError::InvalidEnum { id, message }
+    } else {
+        DecodeError::InvalidAvro { id, message }
+    }
+}
+
+fn to_record(channel: Channel, value: &Value) -> Result<SourceRecord, apache_avro::Error> {
+    Ok(match channel {
+        Channel::Chatbot => SourceRecord::Chatbot(apache_avro::from_value::<ChatbotEvent>(value)?),
+        Channel::App => SourceRecord::App(apache_avro::from_value::<AppEvent>(value)?),
+        Channel::Social => SourceRecord::Social(apache_avro::from_value::<SocialEvent>(value)?),
+        Channel::CallCenter => {
+            SourceRecord::CallCenter(apache_avro::from_value::<CallRecord>(value)?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
