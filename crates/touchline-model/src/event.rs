@@ -31,6 +31,21 @@ impl Channel {
         }
     }
 
+    /// The topic the channel's source system publishes to (`SPEC.md` §1).
+    pub fn source_topic(self) -> &'static str {
+        match self {
+            Channel::Chatbot => "cx.chatbot.events",
+            Channel::App => "cx.app.events",
+            Channel::Social => "cx.social.events",
+            Channel::CallCenter => "cx.callcenter.records",
+        }
+    }
+
+    /// The channel whose source system publishes to `topic`, if any.
+    pub fn from_source_topic(topic: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.source_topic() == topic)
+    }
+
     /// Stable code of the channel in ClickHouse `Enum8` columns.
     pub fn code(self) -> i8 {
         match self {

@@ -1,0 +1,66 @@
+//! What the README's main command prints at the end: per channel, what
+//! reached the timeline, read back from the views.
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use crate::error::SinkError;
+use crate::warehouse::Warehouse;
+
+/// One channel's totals in `v_timeline`.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct ChannelSummary {
+    pub channel: String,
+    pub events: u64,
+    pub contacts: u64,
+    pub csat_responses: u64,
+    pub csat_top2: u64,
+    pub first_event_ms: i64,
+    pub last_event_ms: i64,
+}
+
+impl ChannelSummary {
+    /// CSAT % (share of answers 4..5, times 100), if anyone answered.
+    pub fn csat_percent(&self) -> Option<f64> {
+        #[allow(clippy::cast_precision_loss)]
+        (self.csat_responses > 0)
+            .then(|| 100.0 * self.csat_top2 as f64 / self.csat_responses as f64)
+    }
+}
+
+/// Per-channel totals of the timeline, in channel order.
+pub async fn channels(warehouse: &Warehouse) -> Result<Vec<ChannelSummary>, SinkError> {
+    let rows = warehouse
+        .client()
+        .query(
+            "SELECT toString(channel) AS channel, count() AS events, \
+                    uniqExactIf(contact_id, contact_id != '') AS contacts, \
+                    countIf(isNotNull(csat)) AS csat_responses, \
+                    countIf(csat >= 4) AS csat_top2, \
+                    min(occurred_at_ms) AS first_event_ms, \
+                    max(occurred_at_ms) AS last_event_ms \
+             FROM v_timeline GROUP BY channel ORDER BY channel",
+        )
+        .fetch_all::<ChannelSummary>()
+        .await?;
+    Ok(rows)
+}
+
+/// Dead letters by reason.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct DeadLetterSummary {
+    pub reason: String,
+    pub messages: u64,
+}
+
+/// How many messages were dead-lettered, by reason.
+pub async fn dead_letters(warehouse: &Warehouse) -> Result<Vec<DeadLetterSummary>, SinkError> {
+    let rows = warehouse
+        .client()
+        .query(
+            "SELECT reason, count() AS messages FROM dead_letters GROUP BY reason ORDER BY reason",
+        )
+        .fetch_all::<DeadLetterSummary>()
+        .await?;
+    Ok(rows)
+}
