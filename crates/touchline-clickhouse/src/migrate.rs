@@ -10,7 +10,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::error::SinkError;
-use crate::rows::{DeadLetterRow, TimelineRow};
+use crate::rows::{DeadLetterRow, Table, TimelineRow};
 use crate::warehouse::Warehouse;
 
 /// One schema change.
@@ -119,8 +119,14 @@ struct ColumnRow {
 /// of at the first insert.
 pub async fn check(warehouse: &Warehouse) -> Result<(), SinkError> {
     let expected: [(&str, &[&str]); 2] = [
-        ("timeline_events", <TimelineRow as Row>::COLUMN_NAMES),
-        ("dead_letter_log", <DeadLetterRow as Row>::COLUMN_NAMES),
+        (
+            <TimelineRow as Table>::NAME,
+            <TimelineRow as Row>::COLUMN_NAMES,
+        ),
+        (
+            <DeadLetterRow as Table>::NAME,
+            <DeadLetterRow as Row>::COLUMN_NAMES,
+        ),
     ];
     for (table, columns) in expected {
         let present: Vec<String> = warehouse

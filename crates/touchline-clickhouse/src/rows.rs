@@ -3,6 +3,20 @@
 use serde::{Deserialize, Serialize};
 use touchline_model::UnifiedEvent;
 
+/// A table Touchline writes, and the row type that fills it.
+pub trait Table: clickhouse::RowOwned + clickhouse::RowWrite + Serialize + Send + Sync {
+    /// The table's name in Touchline's database.
+    const NAME: &'static str;
+}
+
+impl Table for TimelineRow {
+    const NAME: &'static str = "timeline_events";
+}
+
+impl Table for DeadLetterRow {
+    const NAME: &'static str = "dead_letter_log";
+}
+
 /// Where a message was read: its topic, partition and offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePosition {

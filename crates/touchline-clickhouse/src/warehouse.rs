@@ -4,6 +4,7 @@ use clickhouse::{Client, Compression};
 use serde::Deserialize;
 
 use crate::error::SinkError;
+use crate::rows::Table;
 
 /// Where and as whom to reach ClickHouse.
 #[derive(Clone)]
@@ -133,15 +134,12 @@ impl Warehouse {
         Ok(())
     }
 
-    /// Inserts `rows` into `table` in one request.
-    pub async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), SinkError>
-    where
-        T: clickhouse::RowOwned + clickhouse::RowWrite + serde::Serialize,
-    {
+    /// Inserts `rows` into their table in one request.
+    pub async fn insert<T: Table>(&self, rows: &[T]) -> Result<(), SinkError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut insert = self.client.insert::<T>(table).await?;
+        let mut insert = self.client.insert::<T>(<T as Table>::NAME).await?;
         for row in rows {
             insert.write(row).await?;
         }

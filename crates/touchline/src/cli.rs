@@ -1,0 +1,309 @@
+//! Commands and their settings. Every setting is a flag and an environment
+//! variable (`TOUCHLINE_*`), with the default that suits the local stack.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
+use touchline_avro::registry::BasicAuth;
+use touchline_avro::{Decoder, HttpRegistry};
+use touchline_clickhouse::{migrate, summary, ClickHouseConfig, Warehouse};
+
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, PipelineConfig};
+
+/// Touchline: one customer timeline and omnichannel-consistency metrics from
+/// the chatbot, app, social and call-center event streams.
+///
+/// Typical use: `touchline migrate` once, then `touchline run` on as many
+/// instances as the topics have partitions. Every flag can also be set through
+/// the environment variable shown with it.
+#[derive(Debug, Parser)]
+#[command(name = "touchline", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade Touchline's database, tables and views in ClickHouse (idempotent).
+    Migrate {
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Consume the four source topics into ClickHouse, as one member of the consumer group.
+    Run(Box<RunArgs>),
+    /// Print what has reached the timeline, per channel, and the dead letters by reason.
+    Summary {
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated.
+    #[arg(
+        long,
+        env = "TOUCHLINE_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub brokers: String,
+    /// Extra librdkafka setting as KEY=VALUE (repeatable), e.g.
+    /// `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Confluent-compatible schema registry.
+    #[arg(
+        long = "schema-registry-url",
+        env = "TOUCHLINE_SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub url: String,
+    /// Basic-auth user for the registry, if it needs one.
+    #[arg(long = "schema-registry-user", env = "TOUCHLINE_SCHEMA_REGISTRY_USER")]
+    pub user: Option<String>,
+    /// Basic-auth password for the registry.
+    #[arg(
+        long = "schema-registry-password",
+        env = "TOUCHLINE_SCHEMA_REGISTRY_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+}
+
+impl RegistryArgs {
+    pub fn client(&self) -> anyhow::Result<HttpRegistry> {
+        let auth = self.user.as_ref().map(|user| BasicAuth {
+            username: user.clone(),
+            password: self.password.clone().unwrap_or_default(),
+        });
+        HttpRegistry::new(&self.url, auth).context("cannot set up the schema registry client")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ClickHouseArgs {
+    /// ClickHouse HTTP interface.
+    #[arg(
+        long = "clickhouse-url",
+        env = "TOUCHLINE_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:8123"
+    )]
+    pub url: String,
+    /// Database holding Touchline's tables and the views dashboards read.
+    #[arg(
+        long = "clickhouse-database",
+        env = "TOUCHLINE_CLICKHOUSE_DATABASE",
+        default_value = "cx"
+    )]
+    pub database: String,
+    /// ClickHouse user.
+    #[arg(
+        long = "clickhouse-user",
+        env = "TOUCHLINE_CLICKHOUSE_USER",
+        default_value = "default"
+    )]
+    pub user: String,
+    /// ClickHouse password.
+    #[arg(
+        long = "clickhouse-password",
+        env = "TOUCHLINE_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub password: String,
+}
+
+impl ClickHouseArgs {
+    pub async fn connect(&self) -> anyhow::Result<Warehouse> {
+        let config = ClickHouseConfig {
+            url: self.url.clone(),
+            database: self.database.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+        };
+        Warehouse::connect(&config).await.with_context(|| {
+            format!(
+                "cannot reach ClickHouse at {}; is it running (`scripts/stack up`)?",
+                self.url
+            )
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    /// Consumer group; run several instances with one group to share partitions.
+    #[arg(long, env = "TOUCHLINE_GROUP_ID", default_value = "touchline")]
+    pub group_id: String,
+    /// Flush a batch at this many messages.
+    #[arg(long, env = "TOUCHLINE_BATCH_MAX_MESSAGES", default_value_t = 20_000)]
+    pub batch_max_messages: usize,
+    /// Flush a batch at the latest this many milliseconds after it started.
+    #[arg(long, env = "TOUCHLINE_BATCH_LINGER_MS", default_value_t = 500)]
+    pub batch_linger_ms: u64,
+    /// Messages larger than this go to the dead-letter table.
+    #[arg(long, env = "TOUCHLINE_MAX_MESSAGE_BYTES", default_value_t = touchline_avro::decoder::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// Address serving Prometheus `/metrics` and `/healthz`.
+    #[arg(long, env = "TOUCHLINE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    pub metrics_addr: SocketAddr,
+    /// Exit once every assigned partition has been read to its end (for
+    /// batch jobs, demos and tests).
+    #[arg(long)]
+    pub until_caught_up: bool,
+}
+
+impl Command {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Command::Migrate { clickhouse } => {
+                let warehouse = clickhouse.connect().await?;
+                let applied = migrate::migrate(&warehouse).await?;
+                if applied.is_empty() {
+                    println!(
+                        "ClickHouse database `{}` is up to date",
+                        warehouse.database()
+                    );
+                } else {
+                    println!(
+                        "applied {} migration(s) to `{}`: {}",
+                        applied.len(),
+                        warehouse.database(),
+                        applied.join(", ")
+                    );
+                }
+                Ok(())
+            }
+            Command::Run(args) => run(*args).await,
+            Command::Summary { clickhouse } => print_summary(&clickhouse.connect().await?).await,
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let warehouse = args.clickhouse.connect().await?;
+    migrate::check(&warehouse).await?;
+    let metrics = Metrics::new()?;
+    let server = tokio::spawn(metrics.clone().serve(args.metrics_addr));
+    let decoder = Decoder::new(args.registry.client()?, args.max_message_bytes);
+    let config = PipelineConfig {
+        brokers: args.kafka.brokers,
+        group_id: args.group_id,
+        kafka_options: args.kafka.kafka_options,
+        batch_max_messages: args.batch_max_messages.max(1),
+        batch_linger: Duration::from_millis(args.batch_linger_ms),
+        until_caught_up: args.until_caught_up,
+    };
+    let pipeline = Pipeline::new(config, decoder, warehouse, metrics)?;
+    let totals = pipeline.run(shutdown_signal()).await?;
+    server.abort();
+    println!(
+        "consumed {} messages: {} timeline rows, {} dead letters",
+        totals.messages, totals.events, totals.dead_letters
+    );
+    Ok(())
+}
+
+/// Turns true on SIGINT or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+        tracing::info!("shutting down: flushing and committing");
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+async fn print_summary(warehouse: &Warehouse) -> anyhow::Result<()> {
+    let channels = summary::channels(warehouse).await?;
+    println!(
+        "{:<12} {:>10} {:>10} {:>8} {:>7}  {:<10} {:<10}",
+        "channel", "events", "contacts", "csat_n", "csat_%", "first day", "last day"
+    );
+    for row in &channels {
+        let csat = row
+            .csat_percent()
+            .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}"));
+        println!(
+            "{:<12} {:>10} {:>10} {:>8} {:>7}  {:<10} {:<10}",
+            row.channel,
+            row.events,
+            row.contacts,
+            row.csat_responses,
+            csat,
+            day(row.first_event_ms),
+            day(row.last_event_ms)
+        );
+    }
+    let total: u64 = channels.iter().map(|r| r.events).sum();
+    println!("{:<12} {:>10}", "all", total);
+    let dead = summary::dead_letters(warehouse).await?;
+    if dead.is_empty() {
+        println!("dead letters: none");
+    } else {
+        let listed: Vec<String> = dead
+            .iter()
+            .map(|d| format!("{} {}", d.reason, d.messages))
+            .collect();
+        println!("dead letters: {}", listed.join(", "));
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD` of a millisecond timestamp.
+fn day(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
