@@ -1,11 +1,18 @@
 //! What the README's main command prints at the end: per channel, what
-//! reached the timeline, read back from the views.
+//! reached the timeline, read back from the views. The SQL lives in
+//! `schemas/clickhouse/queries/`, where the test suite also runs it on a
+//! current ClickHouse.
 
 use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::error::SinkError;
 use crate::warehouse::Warehouse;
+
+const CHANNEL_SUMMARY: &str =
+    include_str!("../../../schemas/clickhouse/queries/channel_summary.sql");
+const DEAD_LETTER_SUMMARY: &str =
+    include_str!("../../../schemas/clickhouse/queries/dead_letter_summary.sql");
 
 /// One channel's totals in `v_timeline`.
 #[derive(Debug, Clone, PartialEq, Row, Deserialize)]
@@ -30,20 +37,7 @@ impl ChannelSummary {
 
 /// Per-channel totals of the timeline, in channel order.
 pub async fn channels(warehouse: &Warehouse) -> Result<Vec<ChannelSummary>, SinkError> {
-    let rows = warehouse
-        .client()
-        .query(
-            "SELECT toString(channel) AS channel, count() AS events, \
-                    uniqExactIf(contact_id, contact_id != '') AS contacts, \
-                    countIf(isNotNull(csat)) AS csat_responses, \
-                    countIf(csat >= 4) AS csat_top2, \
-                    min(occurred_at_ms) AS first_event_ms, \
-                    max(occurred_at_ms) AS last_event_ms \
-             FROM v_timeline GROUP BY channel ORDER BY channel",
-        )
-        .fetch_all::<ChannelSummary>()
-        .await?;
-    Ok(rows)
+    warehouse.fetch_all(CHANNEL_SUMMARY).await
 }
 
 /// Dead letters by reason.
@@ -55,12 +49,5 @@ pub struct DeadLetterSummary {
 
 /// How many messages were dead-lettered, by reason.
 pub async fn dead_letters(warehouse: &Warehouse) -> Result<Vec<DeadLetterSummary>, SinkError> {
-    let rows = warehouse
-        .client()
-        .query(
-            "SELECT reason, count() AS messages FROM dead_letters GROUP BY reason ORDER BY reason",
-        )
-        .fetch_all::<DeadLetterSummary>()
-        .await?;
-    Ok(rows)
+    warehouse.fetch_all(DEAD_LETTER_SUMMARY).await
 }

@@ -134,6 +134,15 @@ impl Warehouse {
         Ok(())
     }
 
+    /// Runs a query, with `{database}` replaced, and reads every row.
+    pub async fn fetch_all<T>(&self, sql: &str) -> Result<Vec<T>, SinkError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let sql = sql.replace("{database}", &self.database);
+        Ok(self.client.query(&sql).fetch_all::<T>().await?)
+    }
+
     /// Inserts `rows` into their table in one request.
     pub async fn insert<T: Table>(&self, rows: &[T]) -> Result<(), SinkError> {
         if rows.is_empty() {

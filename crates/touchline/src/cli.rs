@@ -52,6 +52,10 @@ pub struct KafkaArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub brokers: String,
+    /// Prefix of the four source topic names (`<prefix>cx.chatbot.events`, ...),
+    /// for environments sharing a broker.
+    #[arg(long, env = "TOUCHLINE_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
     /// Extra librdkafka setting as KEY=VALUE (repeatable), e.g.
     /// `security.protocol=SASL_SSL`.
     #[arg(long = "kafka-option", value_parser = parse_key_value)]
@@ -205,6 +209,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = PipelineConfig {
         brokers: args.kafka.brokers,
         group_id: args.group_id,
+        topic_prefix: args.kafka.topic_prefix,
         kafka_options: args.kafka.kafka_options,
         batch_max_messages: args.batch_max_messages.max(1),
         batch_linger: Duration::from_millis(args.batch_linger_ms),

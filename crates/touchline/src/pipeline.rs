@@ -37,6 +37,9 @@ pub struct PipelineConfig {
     pub brokers: String,
     /// Consumer group; instances of one group share the partitions.
     pub group_id: String,
+    /// Prepended to each channel's source topic name (empty in production;
+    /// lets tests and staging environments share a broker).
+    pub topic_prefix: String,
     /// Extra librdkafka settings (`key=value`), e.g. TLS and SASL.
     pub kafka_options: Vec<(String, String)>,
     /// A batch is flushed at this many messages...
@@ -62,6 +65,8 @@ pub struct Pipeline<R> {
     warehouse: Warehouse,
     metrics: Metrics,
     config: PipelineConfig,
+    /// The channel of each subscribed topic.
+    channels: HashMap<String, Channel>,
     /// Next offset to read of every partition this instance has written.
     processed: HashMap<(String, i32), i64>,
 }
@@ -101,7 +106,11 @@ impl<R: SchemaRegistry> Pipeline<R> {
         let consumer: StreamConsumer = client
             .create()
             .with_context(|| format!("cannot create a Kafka consumer for {}", config.brokers))?;
-        let topics: Vec<&str> = Channel::ALL.iter().map(|c| c.source_topic()).collect();
+        let channels: HashMap<String, Channel> = Channel::ALL
+            .into_iter()
+            .map(|c| (format!("{}{}", config.topic_prefix, c.source_topic()), c))
+            .collect();
+        let topics: Vec<&str> = channels.keys().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
             .context("cannot subscribe to the source topics")?;
@@ -112,6 +121,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
             warehouse,
             metrics,
             config,
+            channels,
             processed: HashMap::new(),
         })
     }
@@ -201,7 +211,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 prepared.broker_timestamps_ms.push(ms);
             }
             let payload = message.payload().unwrap_or_default();
-            let Some(channel) = Channel::from_source_topic(&position.topic) else {
+            let Some(&channel) = self.channels.get(&position.topic) else {
                 continue;
             };
             let decoded = retry(
@@ -299,7 +309,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
 
     fn record(&self, batch: &[OwnedMessage], prepared: &Prepared) {
         for message in batch {
-            if let Some(channel) = Channel::from_source_topic(message.topic()) {
+            if let Some(channel) = self.channels.get(message.topic()) {
                 self.metrics
                     .consumed
                     .with_label_values(&[channel.as_str()])
