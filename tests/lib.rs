@@ -27,7 +27,8 @@ pub struct Stack {
 
 impl Stack {
     pub fn from_env() -> Stack {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
         Stack {
             brokers: var("TOUCHLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
             registry_url: var("TOUCHLINE_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
@@ -109,7 +110,10 @@ impl TestEnv {
             .env("TOUCHLINE_TOPIC_PREFIX", &self.prefix)
             .env("TOUCHLINE_GROUP_ID", &self.group)
             .env("TOUCHLINE_METRICS_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         command
     }
 
@@ -147,7 +151,12 @@ impl TestEnv {
             .body(sql.clone())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("ClickHouse at {} unreachable: {e}", self.stack.clickhouse_url));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "ClickHouse at {} unreachable: {e}",
+                    self.stack.clickhouse_url
+                )
+            });
         let status = response.status();
         let text = response.text().await.expect("ClickHouse answers");
         assert!(status.is_success(), "{sql}\n-> {status}: {text}");

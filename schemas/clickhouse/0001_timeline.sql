@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS {database}.timeline_events
 (
     event_id         String,
     channel          Enum8('chatbot' = 1, 'app' = 2, 'social' = 3, 'call_center' = 4),
-    occurred_at      DateTime,
+    occurred_at      DateTime('UTC'),
     occurred_at_ms   Int64,
     topic            Enum8('billing' = 1, 'delivery' = 2, 'account' = 3, 'product' = 4, 'technical' = 5, 'other' = 6),
     contact_id       String,
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS {database}.timeline_events
     source_topic     String,
     source_partition Int32,
     source_offset    Int64,
-    ingested_at      DateTime,
+    ingested_at      DateTime('UTC'),
     version          UInt64
 )
 ENGINE = ReplacingMergeTree(version)

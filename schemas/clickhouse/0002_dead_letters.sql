@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS {database}.dead_letter_log
     reason      String,
     error       String,
     payload     String,
-    received_at DateTime
+    received_at DateTime('UTC')
 )
 ENGINE = ReplacingMergeTree(received_at)
 ORDER BY (topic, `partition`, `offset`);

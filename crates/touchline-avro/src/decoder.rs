@@ -174,14 +174,27 @@ impl<R: SchemaRegistry> Decoder<R> {
                 expected: self.readers[&channel].full_name.clone(),
             });
         };
-        let mut rest = body;
-        let value = reader
-            .read_value(&mut rest)
-            .map_err(|e| classify(id, e, rest.is_empty()))?;
-        if !rest.is_empty() {
+        let mut input = EofGuard {
+            rest: body,
+            hit_eof: false,
+        };
+        let value = reader.read_value(&mut input);
+        if input.hit_eof {
+            // apache-avro reads a union index or a boolean past the end as
+            // null and carries on, so a cut-short body may even "succeed".
+            return Err(DecodeError::TruncatedAvro {
+                id,
+                message: value.err().map_or_else(
+                    || "the body ends inside the record".to_owned(),
+                    |e| e.to_string(),
+                ),
+            });
+        }
+        let value = value.map_err(|e| classify(id, e))?;
+        if !input.rest.is_empty() {
             return Err(DecodeError::TrailingBytes {
                 id,
-                extra: rest.len(),
+                extra: input.rest.len(),
             });
         }
         to_record(channel, &value).map_err(|e| DecodeError::Incompatible {
@@ -243,15 +256,25 @@ fn record_name(schema: &Schema) -> Option<String> {
     }
 }
 
-/// Sorts an Avro error into the bad-data reasons that dead letters report.
-/// An error met with the whole body consumed is a truncated body: apache-avro
-/// reports running out of bytes in several ways (an I/O error, or a boolean
-/// read as null that then fails to resolve).
-fn classify(id: u32, error: apache_avro::Error, at_end: bool) -> DecodeError {
-    let message = error.to_string();
-    if at_end {
-        return DecodeError::TruncatedAvro { id, message };
+/// The body being decoded, noting any attempt to read past its end.
+struct EofGuard<'a> {
+    rest: &'a [u8],
+    hit_eof: bool,
+}
+
+impl std::io::Read for EofGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.len() > self.rest.len() {
+            self.hit_eof = true;
+        }
+        self.rest.read(buf)
     }
+}
+
+/// Sorts an Avro error (met within the body) into the bad-data reasons that
+/// dead letters report.
+fn classify(id: u32, error: apache_avro::Error) -> DecodeError {
+    let message = error.to_string();
     let lower = message.to_ascii_lowercase();
     if lower.contains("enum") || lower.contains("union") {
         DecodeError::InvalidEnum { id, message }

@@ -80,9 +80,7 @@ impl Dice {
     /// `n` lower-case hexadecimal digits.
     pub(crate) fn hex(&mut self, n: usize) -> String {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        (0..n)
-            .map(|_| char::from(DIGITS[self.index(16)]))
-            .collect()
+        (0..n).map(|_| char::from(DIGITS[self.index(16)])).collect()
     }
 
     /// `n` decimal digits, the first not zero.

@@ -49,7 +49,7 @@ impl SchemaIds {
 }
 
 /// The enum field that [`BadKind::InvalidEnum`] spoils, per channel.
-fn spoiled_enum_field(channel: Channel) -> &'static str {
+pub(crate) fn spoiled_enum_field(channel: Channel) -> &'static str {
     match channel {
         Channel::Chatbot => "event_type",
         Channel::App => "platform",
@@ -58,15 +58,24 @@ fn spoiled_enum_field(channel: Channel) -> &'static str {
     }
 }
 
-/// One writer schema version: its id, the schema, and the same schema with
-/// [`INVALID_SYMBOL`] appended to one enum.
+/// One writer schema version: its id, the schema as it is encoded with, and
+/// the same with [`INVALID_SYMBOL`] appended to one enum.
 struct Writer {
     id: u32,
     schema: Schema,
     spoiled: Schema,
+    /// Top-level fields whose map type was rewritten (see [`stable_maps`]).
+    map_fields: Vec<String>,
 }
 
 /// Encodes messages with fixed schema ids. Parsing the schemas is done once.
+///
+/// Avro maps are written in the order of apache-avro's `HashMap`, which
+/// changes from run to run. To keep a seed's bytes the same everywhere (and
+/// a duplicate byte-identical to its original), each top-level `map` field
+/// is encoded as an array of key/value records in key order, which is the
+/// same bytes as a map block holding those entries: a count, then each key
+/// and value, then a zero.
 pub struct Encoder {
     writers: BTreeMap<&'static str, Writer>,
 }
@@ -83,9 +92,11 @@ impl Encoder {
                 schema: upstream.name.to_owned(),
                 reason,
             };
-            let schema = Schema::parse_str(upstream.text).map_err(|e| bad_schema(e.to_string()))?;
             let mut json: Value =
                 serde_json::from_str(upstream.text).map_err(|e| bad_schema(e.to_string()))?;
+            let map_fields = stable_maps(&mut json);
+            let schema =
+                Schema::parse_str(&json.to_string()).map_err(|e| bad_schema(e.to_string()))?;
             add_symbol(&mut json, spoiled_enum_field(upstream.channel)).ok_or_else(|| {
                 bad_schema(format!(
                     "no enum field `{}` to spoil",
@@ -100,6 +111,7 @@ impl Encoder {
                     id,
                     schema,
                     spoiled,
+                    map_fields,
                 },
             );
         }
@@ -119,7 +131,7 @@ impl Encoder {
         match payload {
             Payload::Avro { schema, document } => {
                 let writer = self.writer(schema)?;
-                framed(writer.id, &writer.schema, schema, document)
+                framed(writer, &writer.schema, schema, document)
             }
             Payload::Bad(bad) => self.encode_bad(bad),
         }
@@ -127,7 +139,7 @@ impl Encoder {
 
     fn encode_bad(&self, bad: &BadMessage) -> Result<Vec<u8>, LoadgenError> {
         let writer = self.writer(bad.schema)?;
-        let valid = || framed(writer.id, &writer.schema, bad.schema, &bad.document);
+        let valid = || framed(writer, &writer.schema, bad.schema, &bad.document);
         Ok(match bad.kind {
             BadKind::TruncatedAvro => {
                 let mut bytes = valid()?;
@@ -147,18 +159,77 @@ impl Encoder {
                 wire::frame(UNKNOWN_SCHEMA_ID, &bytes[wire::HEADER_LEN..])
             }
             BadKind::WrongSchemaForTopic => valid()?,
-            BadKind::InvalidEnum => framed(writer.id, &writer.spoiled, bad.schema, &bad.document)?,
+            BadKind::InvalidEnum => framed(writer, &writer.spoiled, bad.schema, &bad.document)?,
         })
     }
 }
 
+/// Rewrites each top-level `map` field of a record schema as an array of
+/// `{key, value}` records (same binary encoding), and returns their names.
+fn stable_maps(schema: &mut Value) -> Vec<String> {
+    let mut rewritten = Vec::new();
+    let Some(fields) = schema.get_mut("fields").and_then(Value::as_array_mut) else {
+        return rewritten;
+    };
+    for field in fields {
+        let Some(name) = field.get("name").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        let Some(values) = field
+            .get("type")
+            .filter(|t| t.get("type").and_then(Value::as_str) == Some("map"))
+            .and_then(|t| t.get("values"))
+            .cloned()
+        else {
+            continue;
+        };
+        field["type"] = serde_json::json!({
+            "type": "array",
+            "items": {
+                "type": "record",
+                "name": format!("StableMapEntry_{name}"),
+                "fields": [
+                    {"name": "key", "type": "string"},
+                    {"name": "value", "type": values},
+                ],
+            },
+        });
+        if field.get("default").is_some() {
+            field["default"] = serde_json::json!([]);
+        }
+        rewritten.push(name);
+    }
+    rewritten
+}
+
+/// The document with each rewritten map field as an array of entries, in
+/// key order.
+fn with_stable_maps(document: &Value, map_fields: &[String]) -> Value {
+    let mut document = document.clone();
+    for name in map_fields {
+        if let Some(field) = document.get_mut(name.as_str()) {
+            if let Some(map) = field.as_object() {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let entries: Vec<Value> = entries
+                    .into_iter()
+                    .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+                    .collect();
+                *field = Value::Array(entries);
+            }
+        }
+    }
+    document
+}
+
 fn framed(
-    id: u32,
+    writer: &Writer,
     schema: &Schema,
     name: &str,
     document: &Value,
 ) -> Result<Vec<u8>, LoadgenError> {
-    encode_framed(id, schema, document.clone()).map_err(|e| LoadgenError::Encode {
+    let document = with_stable_maps(document, &writer.map_fields);
+    encode_framed(writer.id, schema, document).map_err(|e| LoadgenError::Encode {
         schema: name.to_owned(),
         reason: e.to_string(),
     })
@@ -170,10 +241,7 @@ fn add_symbol(schema: &mut Value, field: &str) -> Option<()> {
     let field = fields
         .iter_mut()
         .find(|f| f.get("name").and_then(Value::as_str) == Some(field))?;
-    let symbols = field
-        .get_mut("type")?
-        .get_mut("symbols")?
-        .as_array_mut()?;
+    let symbols = field.get_mut("type")?.get_mut("symbols")?.as_array_mut()?;
     symbols.push(Value::from(INVALID_SYMBOL));
     Some(())
 }

@@ -47,7 +47,7 @@ pub enum LoadgenError {
     ProducerConfig {
         brokers: String,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// A message was not acknowledged by the broker, after librdkafka's retries.
     #[error(
@@ -59,7 +59,7 @@ pub enum LoadgenError {
         brokers: String,
         produced: usize,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// A generated document does not fit its schema: a bug in the generator.
     #[error("generated document does not encode with schema `{schema}` (a load-generator bug): {reason}")]

@@ -365,7 +365,8 @@ pub(crate) struct HardCasePeople {
     pub(crate) email_cases: usize,
     /// Writes one phone number in five formats across channels.
     pub(crate) phone_formats: usize,
-    /// Whose app clock is off by more and by less than 10 minutes.
+    /// Whose app clock is off by more and by less than 10 minutes, who signs
+    /// up with an invalid email, and who answers surveys out of scale.
     pub(crate) clock_drift: usize,
     /// The first household.
     pub(crate) household: [usize; 2],
@@ -388,7 +389,11 @@ pub(crate) struct UniqueIds(BTreeSet<String>);
 
 impl UniqueIds {
     /// Draws from `make` until the result is new.
-    pub(crate) fn draw(&mut self, dice: &mut Dice, mut make: impl FnMut(&mut Dice) -> String) -> String {
+    pub(crate) fn draw(
+        &mut self,
+        dice: &mut Dice,
+        mut make: impl FnMut(&mut Dice) -> String,
+    ) -> String {
         loop {
             let id = make(dice);
             if self.0.insert(id.clone()) {
@@ -420,6 +425,11 @@ pub(crate) fn population(dice: &mut Dice, customers: usize, ids: &mut UniqueIds)
         for i in [hard.email_cases, hard.phone_formats, hard.clock_drift] {
             complete(dice, &mut people[i], i, &mut phones, ids);
         }
+        let drift = &mut people[hard.clock_drift];
+        drift.bad_email = Some(format!(
+            "{}.{}{}@localhost",
+            drift.given, drift.surname, hard.clock_drift
+        ));
         households.push(hard.household);
         // One more household per 250 customers, among people with accounts.
         let mut candidates: Vec<usize> = (0..customers)
@@ -470,7 +480,12 @@ pub(crate) fn population(dice: &mut Dice, customers: usize, ids: &mut UniqueIds)
 const KST: i32 = 9 * 3600;
 const APP_VERSIONS: [&str; 4] = ["5.2.0", "5.3.1", "5.4.0", "5.4.2"];
 
-fn person(dice: &mut Dice, index: usize, phones: &mut BTreeSet<u32>, ids: &mut UniqueIds) -> Person {
+fn person(
+    dice: &mut Dice,
+    index: usize,
+    phones: &mut BTreeSet<u32>,
+    ids: &mut UniqueIds,
+) -> Person {
     let given = dice.pick(&GIVEN);
     let surname = dice.pick(&SURNAMES);
     let mut person = Person {
@@ -510,14 +525,22 @@ fn person(dice: &mut Dice, index: usize, phones: &mut BTreeSet<u32>, ids: &mut U
         dice.shuffle(&mut platforms);
         let count = dice.weighted(&[(1_usize, 3), (2, 1)]);
         for platform in platforms.into_iter().take(count) {
-            person.handles.push(handle(dice, platform, given, surname, index));
+            person
+                .handles
+                .push(handle(dice, platform, given, surname, index));
         }
     }
     person
 }
 
 /// Gives a hard-case person everything the scripted journeys use.
-fn complete(dice: &mut Dice, person: &mut Person, index: usize, phones: &mut BTreeSet<u32>, ids: &mut UniqueIds) {
+fn complete(
+    dice: &mut Dice,
+    person: &mut Person,
+    index: usize,
+    phones: &mut BTreeSet<u32>,
+    ids: &mut UniqueIds,
+) {
     if person.account.is_none() {
         person.account = Some(account_id(dice, index));
     }
@@ -627,7 +650,9 @@ mod tests {
             assert_eq!(phone.format(style), expected);
         }
         assert_eq!(phone.normal(), "phone:+821012345678");
-        let small = Phone { subscriber: 20_000_001 };
+        let small = Phone {
+            subscriber: 20_000_001,
+        };
         assert_eq!(small.format(PhoneStyle::Dashed), "010-2000-0001");
     }
 
@@ -656,7 +681,10 @@ mod tests {
         .into_iter()
         .map(|s| {
             let (raw, used) = person.email_styled(s).expect("has email");
-            assert_eq!(used.normal.as_deref(), Some("email:minji.kim1@example.co.kr"));
+            assert_eq!(
+                used.normal.as_deref(),
+                Some("email:minji.kim1@example.co.kr")
+            );
             raw
         })
         .collect();

@@ -113,10 +113,34 @@ mod tests {
         let good = Scenario::new(1, 10, 1_767_225_600_000, 7);
         assert!(good.validate().is_ok());
         let cases = [
-            (Scenario { days: 0, ..good.clone() }, "--days"),
-            (Scenario { start_ms: 0, ..good.clone() }, "--start"),
-            (Scenario { duplicate_rate: 1.5, ..good.clone() }, "--duplicate-rate"),
-            (Scenario { bad_rate: f64::NAN, ..good.clone() }, "--bad-rate"),
+            (
+                Scenario {
+                    days: 0,
+                    ..good.clone()
+                },
+                "--days",
+            ),
+            (
+                Scenario {
+                    start_ms: 0,
+                    ..good.clone()
+                },
+                "--start",
+            ),
+            (
+                Scenario {
+                    duplicate_rate: 1.5,
+                    ..good.clone()
+                },
+                "--duplicate-rate",
+            ),
+            (
+                Scenario {
+                    bad_rate: f64::NAN,
+                    ..good.clone()
+                },
+                "--bad-rate",
+            ),
         ];
         for (scenario, flag) in cases {
             let error = scenario.validate().expect_err(flag).to_string();

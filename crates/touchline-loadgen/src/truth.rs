@@ -6,6 +6,53 @@
 //! test that normalisation. Everything here is derived from the per-event
 //! facts and the list of messages, which is what lets [`GroundTruth::restrict`]
 //! give the exact truth of any prefix of the stream.
+//!
+//! # The truth file
+//!
+//! [`GroundTruth::write_json`] writes one JSON object (compact; shown here
+//! indented and cut short):
+//!
+//! ```json
+//! {
+//!   "format": 1,
+//!   "scenario": {"seed": 42, "customers": 1000, "start_ms": 1767225600000, "days": 14,
+//!                "duplicate_rate": 0.02, "bad_rate": 0.005},
+//!   "counts": {"messages": 18482, "events": 18031, "duplicates": 361, "bad": 90,
+//!              "by_topic": {"cx.app.events": {"messages": 6583, "events": 6430,
+//!                                             "duplicates": 126, "bad": 27}}},
+//!   "events": [{
+//!     "event_id": "00015e5a-f510-405f-a4ad-d79157362bbe", "channel": "app",
+//!     "occurred_at_ms": 1767479254376, "topic": "account",
+//!     "contact_id": "app:00015e5a-f510-405f-a4ad-d79157362bbe", "kind": "support_request",
+//!     "schema": "app.v1", "csat": null, "ces": null, "nps": null, "sentiment": null,
+//!     "dropped_scores": [], "client_offset_ms": -161271507, "customer": "sim-000488",
+//!     "identifiers": [{"kind": "device", "raw": "44284525-4EDF-4D17-98B5-59A71B902199",
+//!                      "normal": "device:44284525-4EDF-4D17-98B5-59A71B902199"}],
+//!     "role": null, "resolves": false, "wait_seconds": null, "deliveries": 1
+//!   }],
+//!   "dead_letters": [{"number": 0, "topic": "cx.social.events", "channel": "social",
+//!                     "key": "t_1938459815013", "reason": "truncated_avro", "schema": "social.v1"}],
+//!   "contacts": [{"contact_id": "chatbot:conv-6343ce7c90a7", "channel": "chatbot",
+//!                 "customer": "sim-000027", "topic": "account", "started_at_ms": 1767336469409,
+//!                 "resolved": true, "handed_off": true, "first_response_ms": 2568,
+//!                 "csat": 4, "ces": null, "nps": null, "events": 9}],
+//!   "customers": [{"id": "sim-000005", "household": null, "identifiers": [
+//!     {"kind": "phone", "normal": "phone:+821067729675", "shared": false,
+//!      "raw": ["+82 10 6772 9675", "+82-10-6772-9675", "010-6772-9675", "01067729675",
+//!              "821067729675"]},
+//!     {"kind": "phone", "normal": null, "shared": false, "raw": ["anonymous"]}]}],
+//!   "households": [{"id": "household-1", "members": ["sim-000708", "sim-000465"],
+//!                   "shared": ["device:46819C07-18F8-4B9E-A6A0-2E9AA1B80318",
+//!                              "phone:+821088490535"]}],
+//!   "hard_cases": {"email_variants": [{"customer": "…", "normal": "email:…", "raw": ["…"]}],
+//!                  "phone_formats": [], "households": ["household-1"],
+//!                  "app_clock_over_10_min": ["<event_id>"],
+//!                  "app_clock_under_10_min": ["<event_id>"]}
+//! }
+//! ```
+//!
+//! `channel` and `topic` use the timeline's names; scores are the in-scale
+//! values; times are milliseconds since the Unix epoch, UTC.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -42,6 +89,9 @@ pub struct GroundTruth {
     /// One per malformed message, sorted by `number`: the expected dead
     /// letters.
     pub dead_letters: Vec<DeadLetter>,
+    /// One per contact of the delivered events, sorted by `contact_id`: the
+    /// expected `v_contacts` rows but for `customer_id` (`SPEC.md` §4).
+    pub contacts: Vec<TruthContact>,
     /// Every simulated customer with at least one delivered event, sorted by
     /// id, with the identifiers they used (`SPEC.md` §3).
     pub customers: Vec<TruthCustomer>,
@@ -117,8 +167,68 @@ pub struct TruthEvent {
     /// (`None` when the pipeline must drop it as invalid). Empty for the
     /// brand's own social messages.
     pub identifiers: Vec<IdentifierUse>,
+    /// Who wrote a message, for first-response times (`SPEC.md` §4): the
+    /// customer (chatbot `USER_MESSAGE`, a social message not by the brand)
+    /// or a responder (chatbot `BOT_MESSAGE`/`AGENT_MESSAGE`, the brand's
+    /// social messages); `None` for other events.
+    pub role: Option<Role>,
+    /// The event's say on whether its contact is resolved: chatbot
+    /// `CONVERSATION_ENDED` `resolved`; call `CALL_COMPLETED`/`CALL_ABANDONED`
+    /// `disposition = RESOLVED`; the brand's social `resolved`; app
+    /// `support_request` `properties.resolved = "true"`.
+    pub resolves: Option<bool>,
+    /// `wait_seconds` of a `CALL_COMPLETED` or `CALL_ABANDONED` record.
+    pub wait_seconds: Option<u32>,
     /// How many times it was produced: 1, or 2 with a duplicate.
     pub deliveries: u32,
+}
+
+/// Who wrote a message (see [`TruthEvent::role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Responder,
+}
+
+/// The facts of an event that its contact's truth is derived from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ContactFacts {
+    pub(crate) role: Option<Role>,
+    pub(crate) resolves: Option<bool>,
+    pub(crate) wait_seconds: Option<u32>,
+}
+
+/// One contact (`SPEC.md` §4), derived from its delivered events. Which
+/// customer it belongs to is for the identity rules; `customer` is the
+/// simulated one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthContact {
+    pub contact_id: String,
+    #[serde(with = "channel_name")]
+    pub channel: Channel,
+    /// The simulated customer.
+    pub customer: String,
+    /// The first non-`other` topic among its events in order of time, then
+    /// event id; else `other`.
+    #[serde(with = "topic_name")]
+    pub topic: Topic,
+    /// Its earliest event.
+    pub started_at_ms: i64,
+    pub resolved: bool,
+    /// A chatbot conversation with `HANDOFF_TO_AGENT`.
+    pub handed_off: bool,
+    /// Chatbot: first bot/agent message minus first user message; social:
+    /// first brand message minus first customer message; call: `wait_seconds`
+    /// (times 1000); app: none. `None` when there was no response.
+    pub first_response_ms: Option<i64>,
+    /// Scores of its events (a conversation's `SURVEY_RESPONSE`, a call's
+    /// `SURVEY` record, a review's rating).
+    pub csat: Option<u8>,
+    pub ces: Option<u8>,
+    pub nps: Option<u8>,
+    /// Its distinct delivered events.
+    pub events: usize,
 }
 
 /// A score of `SPEC.md` §2.
@@ -239,9 +349,9 @@ impl GroundTruth {
     /// malformed message (`dead_letters`, likewise).
     pub(crate) fn build(
         scenario: &Scenario,
-        events: &[TruthEvent],
-        dead_letters: &[DeadLetter],
-        households: &[Household],
+        events: Vec<TruthEvent>,
+        dead_letters: Vec<DeadLetter>,
+        households: Vec<Household>,
         messages: &[SourceMessage],
     ) -> GroundTruth {
         let mut deliveries: BTreeMap<&str, u32> = BTreeMap::new();
@@ -274,34 +384,31 @@ impl GroundTruth {
                 (Payload::Avro { .. }, None) => {}
             }
         }
-        let mut kept: Vec<TruthEvent> = events
-            .iter()
-            .filter_map(|event| {
-                let n = *deliveries.get(event.event_id.as_str())?;
-                Some(TruthEvent {
-                    deliveries: n,
-                    ..event.clone()
-                })
-            })
-            .collect();
+        let mut kept = events;
+        kept.retain_mut(|event| match deliveries.get(event.event_id.as_str()) {
+            Some(n) => {
+                event.deliveries = *n;
+                true
+            }
+            None => false,
+        });
         kept.sort_by(|a, b| a.event_id.cmp(&b.event_id));
         kept.dedup_by(|a, b| a.event_id == b.event_id);
-        let mut dead: Vec<DeadLetter> = dead_letters
-            .iter()
-            .filter(|d| bad_numbers.contains(&d.number))
-            .cloned()
-            .collect();
+        let mut dead = dead_letters;
+        dead.retain(|d| bad_numbers.contains(&d.number));
         dead.sort_by_key(|d| d.number);
-        let customers = customers(&kept, households);
-        let hard_cases = hard_cases(&kept, &customers, households);
+        let contacts = contacts(&kept);
+        let customers = customers(&kept, &households);
+        let hard_cases = hard_cases(&kept, &customers, &households);
         GroundTruth {
             format: TRUTH_FORMAT,
             scenario: scenario.clone(),
             counts,
             events: kept,
             dead_letters: dead,
+            contacts,
             customers,
-            households: households.to_vec(),
+            households,
             hard_cases,
         }
     }
@@ -312,9 +419,9 @@ impl GroundTruth {
     pub fn restrict(&self, messages: &[SourceMessage]) -> GroundTruth {
         GroundTruth::build(
             &self.scenario,
-            &self.events,
-            &self.dead_letters,
-            &self.households,
+            self.events.clone(),
+            self.dead_letters.clone(),
+            self.households.clone(),
             messages,
         )
     }
@@ -374,6 +481,83 @@ impl GroundTruth {
         }
         Ok(truth)
     }
+}
+
+/// The contacts of the delivered events (`SPEC.md` §4).
+fn contacts(events: &[TruthEvent]) -> Vec<TruthContact> {
+    let mut by_contact: BTreeMap<&str, Vec<&TruthEvent>> = BTreeMap::new();
+    for event in events {
+        if let Some(contact) = &event.contact_id {
+            by_contact.entry(contact.as_str()).or_default().push(event);
+        }
+    }
+    let first_of = |events: &[&TruthEvent], role: Role| {
+        events
+            .iter()
+            .filter(|e| e.role == Some(role))
+            .map(|e| e.occurred_at_ms)
+            .min()
+    };
+    let mut contacts = Vec::with_capacity(by_contact.len());
+    for (contact_id, mut events) in by_contact {
+        events
+            .sort_by(|a, b| (a.occurred_at_ms, &a.event_id).cmp(&(b.occurred_at_ms, &b.event_id)));
+        let Some(first) = events.first() else {
+            continue;
+        };
+        let channel = first.channel;
+        let exists = match channel {
+            Channel::CallCenter => events.iter().any(|e| e.wait_seconds.is_some()),
+            Channel::Social => events.iter().any(|e| e.role == Some(Role::Customer)),
+            Channel::Chatbot | Channel::App => true,
+        };
+        if !exists {
+            continue;
+        }
+        let resolved = match channel {
+            Channel::Social => events.iter().any(|e| e.resolves == Some(true)),
+            _ => events
+                .iter()
+                .rev()
+                .find_map(|e| e.resolves)
+                .unwrap_or(false),
+        };
+        let first_response_ms = match channel {
+            Channel::Chatbot | Channel::Social => {
+                match (
+                    first_of(&events, Role::Customer),
+                    first_of(&events, Role::Responder),
+                ) {
+                    (Some(asked), Some(answered)) => Some(answered - asked),
+                    _ => None,
+                }
+            }
+            Channel::CallCenter => events
+                .iter()
+                .find_map(|e| e.wait_seconds)
+                .map(|s| i64::from(s) * 1000),
+            Channel::App => None,
+        };
+        contacts.push(TruthContact {
+            contact_id: contact_id.to_owned(),
+            channel,
+            customer: first.customer.clone(),
+            topic: events
+                .iter()
+                .map(|e| e.topic)
+                .find(|t| *t != Topic::Other)
+                .unwrap_or(Topic::Other),
+            started_at_ms: first.occurred_at_ms,
+            resolved,
+            handed_off: events.iter().any(|e| e.kind == "HANDOFF_TO_AGENT"),
+            first_response_ms,
+            csat: events.iter().find_map(|e| e.csat),
+            ces: events.iter().find_map(|e| e.ces),
+            nps: events.iter().find_map(|e| e.nps),
+            events: events.len(),
+        });
+    }
+    contacts
 }
 
 /// The customers of the delivered events, with their identifiers.

@@ -7,9 +7,13 @@
 //! unified events.
 
 pub mod event;
+pub mod identity;
 pub mod normalise;
 pub mod source;
 
 pub use event::{Channel, Scores, Topic, UnifiedEvent};
+pub use identity::{
+    customer_id, identifiers, CustomerId, IdKind, Identifier, IdentifierError, IdentityGraph,
+};
 pub use normalise::{normalise, NormaliseError};
 pub use source::SourceRecord;

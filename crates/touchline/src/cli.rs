@@ -36,6 +36,8 @@ pub enum Command {
     },
     /// Consume the four source topics into ClickHouse, as one member of the consumer group.
     Run(Box<RunArgs>),
+    /// Produce a seeded demo load to the four topics and write its ground truth.
+    Generate(Box<GenerateArgs>),
     /// Print what has reached the timeline, per channel, and the dead letters by reason.
     Summary {
         #[command(flatten)]
@@ -70,26 +72,27 @@ pub struct RegistryArgs {
         env = "TOUCHLINE_SCHEMA_REGISTRY_URL",
         default_value = "http://127.0.0.1:8081"
     )]
-    pub url: String,
+    pub registry_url: String,
     /// Basic-auth user for the registry, if it needs one.
     #[arg(long = "schema-registry-user", env = "TOUCHLINE_SCHEMA_REGISTRY_USER")]
-    pub user: Option<String>,
+    pub registry_user: Option<String>,
     /// Basic-auth password for the registry.
     #[arg(
         long = "schema-registry-password",
         env = "TOUCHLINE_SCHEMA_REGISTRY_PASSWORD",
         hide_env_values = true
     )]
-    pub password: Option<String>,
+    pub registry_password: Option<String>,
 }
 
 impl RegistryArgs {
     pub fn client(&self) -> anyhow::Result<HttpRegistry> {
-        let auth = self.user.as_ref().map(|user| BasicAuth {
+        let auth = self.registry_user.as_ref().map(|user| BasicAuth {
             username: user.clone(),
-            password: self.password.clone().unwrap_or_default(),
+            password: self.registry_password.clone().unwrap_or_default(),
         });
-        HttpRegistry::new(&self.url, auth).context("cannot set up the schema registry client")
+        HttpRegistry::new(&self.registry_url, auth)
+            .context("cannot set up the schema registry client")
     }
 }
 
@@ -101,21 +104,21 @@ pub struct ClickHouseArgs {
         env = "TOUCHLINE_CLICKHOUSE_URL",
         default_value = "http://127.0.0.1:8123"
     )]
-    pub url: String,
+    pub clickhouse_url: String,
     /// Database holding Touchline's tables and the views dashboards read.
     #[arg(
         long = "clickhouse-database",
         env = "TOUCHLINE_CLICKHOUSE_DATABASE",
         default_value = "cx"
     )]
-    pub database: String,
+    pub clickhouse_database: String,
     /// ClickHouse user.
     #[arg(
         long = "clickhouse-user",
         env = "TOUCHLINE_CLICKHOUSE_USER",
         default_value = "default"
     )]
-    pub user: String,
+    pub clickhouse_user: String,
     /// ClickHouse password.
     #[arg(
         long = "clickhouse-password",
@@ -124,21 +127,21 @@ pub struct ClickHouseArgs {
         hide_env_values = true,
         hide_default_value = true
     )]
-    pub password: String,
+    pub clickhouse_password: String,
 }
 
 impl ClickHouseArgs {
     pub async fn connect(&self) -> anyhow::Result<Warehouse> {
         let config = ClickHouseConfig {
-            url: self.url.clone(),
-            database: self.database.clone(),
-            user: self.user.clone(),
-            password: self.password.clone(),
+            url: self.clickhouse_url.clone(),
+            database: self.clickhouse_database.clone(),
+            user: self.clickhouse_user.clone(),
+            password: self.clickhouse_password.clone(),
         };
         Warehouse::connect(&config).await.with_context(|| {
             format!(
                 "cannot reach ClickHouse at {}; is it running (`scripts/stack up`)?",
-                self.url
+                self.clickhouse_url
             )
         })
     }
@@ -173,6 +176,42 @@ pub struct RunArgs {
     pub until_caught_up: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Simulated customers; each lives through one or more cross-channel journeys.
+    #[arg(long, default_value_t = 1000)]
+    pub customers: usize,
+    /// Seed: the same seed gives the same events, byte for byte.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days of history to simulate.
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+    /// First simulated day as Unix milliseconds (default: so that the history
+    /// ends now).
+    #[arg(long)]
+    pub start_ms: Option<i64>,
+    /// Share of messages delivered twice.
+    #[arg(long, default_value_t = 0.02)]
+    pub duplicate_rate: f64,
+    /// Share of extra malformed messages (they must end as dead letters).
+    #[arg(long, default_value_t = 0.005)]
+    pub bad_rate: f64,
+    /// Messages per second (default: as fast as the broker takes them).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Stop producing after this many seconds; the truth covers what was produced.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Where to write the ground truth (JSON) of what was produced.
+    #[arg(long)]
+    pub truth: Option<std::path::PathBuf>,
+}
+
 impl Command {
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
@@ -195,6 +234,7 @@ impl Command {
                 Ok(())
             }
             Command::Run(args) => run(*args).await,
+            Command::Generate(args) => generate(*args).await,
             Command::Summary { clickhouse } => print_summary(&clickhouse.connect().await?).await,
         }
     }
@@ -222,6 +262,53 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "consumed {} messages: {} timeline rows, {} dead letters",
         totals.messages, totals.events, totals.dead_letters
     );
+    Ok(())
+}
+
+async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    use touchline_loadgen::{ProduceOptions, Scenario};
+
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut scenario = Scenario::new(
+        args.seed,
+        args.customers,
+        args.start_ms
+            .unwrap_or_else(|| Scenario::start_ending_at(now_ms, args.days)),
+        args.days,
+    );
+    scenario.duplicate_rate = args.duplicate_rate;
+    scenario.bad_rate = args.bad_rate;
+    let generated = touchline_loadgen::generate(&scenario)?;
+    let counts = &generated.truth.counts;
+    eprintln!(
+        "generated {} messages: {} distinct events, {} redeliveries, {} malformed",
+        counts.messages, counts.events, counts.duplicates, counts.bad
+    );
+    let mut options = ProduceOptions::new(&args.kafka.brokers, &args.registry.registry_url);
+    options.topic_prefix = args.kafka.topic_prefix;
+    options.rate_per_s = args.rate;
+    options.duration = args.duration.map(Duration::from_secs);
+    let mut progress = crate::progress::Bar::new("producing", counts.messages as u64);
+    let report = touchline_loadgen::produce(&generated, &options, |p| {
+        progress.update(p.acknowledged as u64);
+    })
+    .await?;
+    progress.finish();
+    println!(
+        "produced {} of {} messages in {:.1} s{}",
+        report.produced,
+        report.total,
+        report.elapsed.as_secs_f64(),
+        if report.stopped_early {
+            " (stopped at --duration)"
+        } else {
+            ""
+        }
+    );
+    if let Some(path) = args.truth {
+        generated.prefix(report.produced).truth.write_json(&path)?;
+        println!("ground truth written to {}", path.display());
+    }
     Ok(())
 }
 
@@ -290,20 +377,10 @@ async fn print_summary(warehouse: &Warehouse) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `YYYY-MM-DD` of a millisecond timestamp.
+/// `YYYY-MM-DD` of a millisecond timestamp, UTC.
 fn day(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d").to_string())
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -311,4 +388,26 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kafka_options_are_key_value_pairs() {
+        assert_eq!(
+            parse_key_value("security.protocol = SASL_SSL"),
+            Ok(("security.protocol".into(), "SASL_SSL".into()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
 }

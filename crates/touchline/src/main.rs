@@ -7,6 +7,7 @@
 mod cli;
 mod metrics;
 mod pipeline;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -131,18 +131,28 @@ impl<R: SchemaRegistry> Pipeline<R> {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Totals> {
         let mut totals = Totals::default();
         let mut last_check = Instant::now();
+        // Caught up only when two checks a second apart, with no message in
+        // between, both find every partition read to its high watermark: a
+        // broker may report a watermark that lags its last append.
+        let mut caught_up_checks = 0;
         while !*shutdown.borrow() {
             let batch = self.collect(&mut shutdown).await;
             if batch.is_empty() {
                 if self.config.until_caught_up && last_check.elapsed() >= Duration::from_secs(1) {
                     last_check = Instant::now();
-                    if self.caught_up()? {
+                    caught_up_checks = if self.caught_up()? {
+                        caught_up_checks + 1
+                    } else {
+                        0
+                    };
+                    if caught_up_checks >= 2 {
                         tracing::info!(?totals, "caught up with every assigned partition");
                         break;
                     }
                 }
                 continue;
             }
+            caught_up_checks = 0;
             let Some(prepared) = self.prepare(&batch, &mut shutdown).await else {
                 break;
             };

@@ -4,7 +4,7 @@ SELECT
     count() AS events,
     uniqExactIf(contact_id, contact_id != '') AS contacts,
     countIf(isNotNull(csat)) AS csat_responses,
-    countIf(csat >= 4) AS csat_top2,
+    countIf(ifNull(csat >= 4, 0)) AS csat_top2,
     min(occurred_at_ms) AS first_event_ms,
     max(occurred_at_ms) AS last_event_ms
 FROM {database}.v_timeline

@@ -258,6 +258,40 @@ async fn bad_input_gets_a_typed_reason() {
         .expect("the good message still decodes");
 }
 
+/// Regression: apache-avro reads a union index past the end of the input as
+/// `null`, so a body cut right before trailing optional fields decoded as a
+/// record with those fields empty. Every cut must be reported as truncation.
+#[tokio::test]
+async fn every_truncation_is_caught_even_before_optional_fields() {
+    let decoder = decoder();
+    let mut v2 = chatbot_v1();
+    v2.as_object_mut()
+        .expect("object")
+        .insert("bot_version".into(), json!("x"));
+    for (name, document) in [
+        ("chatbot.v1", chatbot_v1()),
+        ("chatbot.v2", v2),
+        ("callcenter.v2", call_v2()),
+    ] {
+        let good = framed(name, document);
+        for cut in 5..good.len() {
+            let error = decoder
+                .decode(channel_of(name), &good[..cut])
+                .await
+                .expect_err("a cut-short body does not decode");
+            assert_eq!(
+                error.reason(),
+                "truncated_avro",
+                "{name} cut at {cut}: {error}"
+            );
+        }
+    }
+}
+
+fn channel_of(name: &str) -> Channel {
+    upstream::by_name(name).expect("known").channel
+}
+
 #[tokio::test]
 async fn registry_down_is_retryable_not_bad_data() {
     let decoder = decoder();

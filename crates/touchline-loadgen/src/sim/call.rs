@@ -7,7 +7,7 @@ use touchline_model::{Channel, Topic};
 use super::{rating, EventFacts, Outcome, RawScores, Sim};
 use crate::people::{invalid_phone, Person, PhoneStyle};
 use crate::scenario::HOUR_MS;
-use crate::truth::IdentifierUse;
+use crate::truth::{ContactFacts, IdentifierUse};
 
 /// How a scripted call must go; `None` leaves it to chance.
 #[derive(Debug, Clone)]
@@ -17,12 +17,16 @@ pub(crate) struct CallOpts {
     pub(crate) schema: Option<&'static str>,
     /// Forces the caller's own number, in this format.
     pub(crate) phone: Option<PhoneStyle>,
+    /// Forces a withheld caller id (`anonymous`).
+    pub(crate) withheld: bool,
     /// Whether the caller verifies their account in the IVR.
     pub(crate) verify: Option<bool>,
     /// Whether a post-call survey follows the next day.
     pub(crate) survey: Option<bool>,
     /// Whether the caller hangs up in the queue.
     pub(crate) abandon: Option<bool>,
+    /// Forces a survey with these (csat, ces, nps) answers.
+    pub(crate) survey_scores: Option<(Option<i32>, Option<i32>, Option<i32>)>,
 }
 
 impl CallOpts {
@@ -31,9 +35,11 @@ impl CallOpts {
             topic,
             schema: None,
             phone: None,
+            withheld: false,
             verify: None,
             survey: None,
             abandon: None,
+            survey_scores: None,
         }
     }
 }
@@ -82,6 +88,7 @@ impl Sim<'_> {
         // The carrier's caller id: withheld now and then, and always for
         // people whose number the simulation does not know.
         let (number, number_used) = match (opts.phone, person.phone) {
+            _ if opts.withheld => ("anonymous".to_owned(), invalid_phone("anonymous")),
             (Some(style), Some(phone)) => phone.used(style),
             (None, Some(phone)) if d.chance(0.95) => phone.used(d.weighted(&[
                 (PhoneStyle::Dashed, 40),
@@ -96,9 +103,10 @@ impl Sim<'_> {
         // The IVR routes by menu choice; there is no product queue, and a few
         // callers land in the general queue whatever their issue.
         let (queue, queue_topic) = match opts.topic {
-            Topic::Product | Topic::Other => {
-                (d.pick(&["general", "general", "sales"]).to_owned(), Topic::Other)
-            }
+            Topic::Product | Topic::Other => (
+                d.pick(&["general", "general", "sales"]).to_owned(),
+                Topic::Other,
+            ),
             _ if d.chance(0.05) => ("general".to_owned(), Topic::Other),
             topic => (super::topic_label(d, topic, &["general"]), topic),
         };
@@ -139,11 +147,17 @@ impl Sim<'_> {
                 callback.agent = Some(agent.clone());
                 records.push(callback);
             }
-            if opts.survey.unwrap_or_else(|| d.chance(0.3)) {
+            if let Some(scores) = opts.survey_scores {
+                let mut survey = Record::new("SURVEY", t0 + d.int(18 * HOUR_MS, 30 * HOUR_MS));
+                survey.survey = Some(scores);
+                survey.agent = Some(agent.clone());
+                records.push(survey);
+            } else if opts.survey.unwrap_or_else(|| d.chance(0.3)) {
                 // The post-call survey is answered the next day.
                 let mut survey = Record::new("SURVEY", t0 + d.int(18 * HOUR_MS, 30 * HOUR_MS));
                 let mut score = |present: f64, min, max, out: &[i32]| {
-                    d.chance(present).then(|| rating(d, min, max, resolved, out))
+                    d.chance(present)
+                        .then(|| rating(d, min, max, resolved, out))
                 };
                 let csat = score(0.85, 1, 5, &[0, 6]);
                 let ces = score(0.6, 1, 7, &[0, 8]);
@@ -196,14 +210,16 @@ impl Sim<'_> {
             doc.insert("disposition".into(), json!(record.disposition));
             doc.insert(
                 "survey".into(),
-                record.survey.map_or(Value::Null, |(csat, ces, nps)| {
-                    json!({"csat": csat, "ces": ces, "nps": nps})
-                }),
+                record.survey.map_or(
+                    Value::Null,
+                    |(csat, ces, nps)| json!({"csat": csat, "ces": ces, "nps": nps}),
+                ),
             );
             if v2 {
                 doc.insert("recording_consent".into(), json!(consent));
             }
             let (csat, ces, nps) = record.survey.unwrap_or_default();
+            let call_record = matches!(record.record_type, "CALL_COMPLETED" | "CALL_ABANDONED");
             let facts = EventFacts {
                 event_id: format!("{call_id}:{}", record.record_type),
                 channel: Channel::CallCenter,
@@ -220,10 +236,19 @@ impl Sim<'_> {
                 },
                 client_offset_ms: None,
                 identifiers,
+                contact: ContactFacts {
+                    role: None,
+                    resolves: call_record.then(|| record.disposition == Some("RESOLVED")),
+                    wait_seconds: call_record.then(|| u32::try_from(record.wait).unwrap_or(0)),
+                },
             };
             // The platform exports a record once the call (or survey) is over.
             let published = record.end_ms() + d.int(1_000, 120_000);
-            end_ms = end_ms.max(record.end_ms());
+            // The customer is done when the call is; a survey or callback
+            // comes later without them waiting for it.
+            if matches!(record.record_type, "CALL_COMPLETED" | "CALL_ABANDONED") {
+                end_ms = end_ms.max(record.end_ms());
+            }
             self.emit(person, &call_id, Value::Object(doc), facts, published);
         }
         Outcome { end_ms, resolved }

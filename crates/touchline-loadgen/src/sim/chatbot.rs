@@ -5,7 +5,7 @@ use touchline_model::{Channel, Topic};
 
 use super::{rating, sentiment, EventFacts, Outcome, RawScores, Sim};
 use crate::people::{EmailStyle, Person, PhoneStyle};
-use crate::truth::IdentifierUse;
+use crate::truth::{ContactFacts, IdentifierUse, Role};
 
 /// How a scripted conversation must go; `None` leaves it to chance.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub(crate) struct ChatOpts {
     pub(crate) email: Option<EmailStyle>,
     /// Forces the user's phone into the chat, in this style.
     pub(crate) phone: Option<PhoneStyle>,
+    /// Forces an ended conversation with a survey answered with this CSAT.
+    pub(crate) survey_csat: Option<i32>,
 }
 
 impl ChatOpts {
@@ -26,16 +28,32 @@ impl ChatOpts {
             login: None,
             email: None,
             phone: None,
+            survey_csat: None,
         }
     }
 }
 
 const SUBINTENTS: [(Topic, [&str; 4]); 5] = [
-    (Topic::Billing, ["refund", "invoice", "double_charge", "payment_failed"]),
-    (Topic::Delivery, ["late", "missing", "address_change", "damaged"]),
-    (Topic::Account, ["login", "password_reset", "close", "update_email"]),
-    (Topic::Product, ["question", "availability", "size_guide", "warranty"]),
-    (Topic::Technical, ["crash", "app_slow", "error_code", "cannot_pay"]),
+    (
+        Topic::Billing,
+        ["refund", "invoice", "double_charge", "payment_failed"],
+    ),
+    (
+        Topic::Delivery,
+        ["late", "missing", "address_change", "damaged"],
+    ),
+    (
+        Topic::Account,
+        ["login", "password_reset", "close", "update_email"],
+    ),
+    (
+        Topic::Product,
+        ["question", "availability", "size_guide", "warranty"],
+    ),
+    (
+        Topic::Technical,
+        ["crash", "app_slow", "error_code", "cannot_pay"],
+    ),
 ];
 /// Intents whose first part is no topic: `other`.
 const OFF_TOPIC: [&str; 5] = [
@@ -114,16 +132,25 @@ impl Sim<'_> {
         };
         let schema = if v2 { "chatbot.v2" } else { "chatbot.v1" };
         let surface = if v2 {
-            d.weighted(&[("WEB", 35), ("IOS", 20), ("ANDROID", 20), ("KAKAO", 15), ("LINE", 10)])
+            d.weighted(&[
+                ("WEB", 35),
+                ("IOS", 20),
+                ("ANDROID", 20),
+                ("KAKAO", 15),
+                ("LINE", 10),
+            ])
         } else {
             d.weighted(&[("WEB", 40), ("IOS", 20), ("ANDROID", 20), ("KAKAO", 20)])
         };
-        let language = (v2 && d.chance(0.9)).then(|| d.weighted(&[("ko", 80), ("en", 15), ("ja", 5)]));
+        let language =
+            (v2 && d.chance(0.9)).then(|| d.weighted(&[("ko", 80), ("en", 15), ("ja", 5)]));
         let bot_version = d.pick(&["3.1.0", "3.2.0", "3.2.1"]);
         let visitor = d.choose(&person.visitors).cloned().unwrap_or_default();
-        let conversation = self.ids.draw(&mut self.dice, |d| format!("conv-{}", d.hex(12)));
-        let login = person.account.is_some()
-            && opts.login.unwrap_or_else(|| self.dice.chance(0.55));
+        let conversation = self
+            .ids
+            .draw(&mut self.dice, |d| format!("conv-{}", d.hex(12)));
+        let login =
+            person.account.is_some() && opts.login.unwrap_or_else(|| self.dice.chance(0.55));
         let user = login.then(|| self.chat_user(person, opts));
 
         let main = self.intent(opts.topic);
@@ -160,7 +187,7 @@ impl Sim<'_> {
             });
             turns.push(Turn {
                 intent: Some(&main),
-                text: Some(d.pick(&USER_TEXTS)),
+                text: Some(user_text(d, main.topic)),
                 sentiment: score,
                 ..Turn::new("USER_MESSAGE", t)
             });
@@ -188,7 +215,7 @@ impl Sim<'_> {
                 t += d.int(10_000, 120_000);
                 turns.push(Turn {
                     intent: Some(&main),
-                    text: Some(d.pick(&USER_TEXTS)),
+                    text: Some(user_text(d, main.topic)),
                     ..Turn::new("USER_MESSAGE", t)
                 });
                 t += d.int(10_000, 180_000);
@@ -201,7 +228,7 @@ impl Sim<'_> {
         }
         let resolved = d.chance(if handoff { 0.65 } else { 0.55 });
         // Some visitors just leave: no CONVERSATION_ENDED, so not resolved.
-        let ended = d.chance(0.94);
+        let ended = opts.survey_csat.is_some() || d.chance(0.94);
         if ended {
             t += d.int(10_000, 300_000);
             turns.push(Turn {
@@ -209,10 +236,13 @@ impl Sim<'_> {
                 resolved: Some(resolved),
                 ..Turn::new("CONVERSATION_ENDED", t)
             });
-            if d.chance(0.35) {
+            if opts.survey_csat.is_some() || d.chance(0.35) {
                 t += d.int(5_000, 120_000);
+                let csat = opts
+                    .survey_csat
+                    .unwrap_or_else(|| rating(d, 1, 5, resolved, &[0, 6]));
                 turns.push(Turn {
-                    csat: Some(rating(d, 1, 5, resolved, &[0, 6])),
+                    csat: Some(csat),
                     ..Turn::new("SURVEY_RESPONSE", t)
                 });
             }
@@ -272,6 +302,15 @@ impl Sim<'_> {
                 },
                 client_offset_ms: None,
                 identifiers,
+                contact: ContactFacts {
+                    role: match turn.event_type {
+                        "USER_MESSAGE" => Some(Role::Customer),
+                        "BOT_MESSAGE" | "AGENT_MESSAGE" => Some(Role::Responder),
+                        _ => None,
+                    },
+                    resolves: turn.resolved,
+                    wait_seconds: None,
+                },
             };
             events.push((Value::Object(doc), facts, turn.at_ms));
         }
@@ -311,25 +350,30 @@ impl Sim<'_> {
                 ])
             })
         });
-        let phone = style.and_then(|style| person.phone.map(|p| p.used(style))).map(
-            |(raw, used)| {
+        let phone = style
+            .and_then(|style| person.phone.map(|p| p.used(style)))
+            .map(|(raw, used)| {
                 identifiers.push(used);
                 raw
-            },
-        );
+            });
         let value = json!({"account_id": account, "email": email, "phone": phone});
         (value, identifiers)
     }
 }
 
-const USER_TEXTS: [&str; 6] = [
-    "I was charged twice this month",
-    "where is my order?",
-    "I cannot log in to my account",
-    "does this come in another size?",
-    "the app keeps crashing",
-    "can I talk to a person?",
-];
+/// What a customer types, by topic.
+fn user_text(dice: &mut crate::dice::Dice, topic: Topic) -> &'static str {
+    let texts: &[&'static str] = match topic {
+        Topic::Billing => &["I was charged twice this month", "where is my refund?"],
+        Topic::Delivery => &["where is my order?", "my parcel arrived damaged"],
+        Topic::Account => &["I cannot log in to my account", "how do I change my email?"],
+        Topic::Product => &["does this come in another size?", "is this back in stock?"],
+        Topic::Technical => &["the app keeps crashing", "payment page shows an error"],
+        Topic::Other => &["hello", "can I talk to a person?"],
+    };
+    dice.pick(texts)
+}
+
 const BOT_TEXTS: [&str; 4] = [
     "I can help with that.",
     "Let me look that up for you.",

@@ -18,7 +18,7 @@ use touchline_model::{Channel, Topic};
 use crate::dice::Dice;
 use crate::people::{population, EmailStyle, Person, PhoneStyle, Population, UniqueIds};
 use crate::scenario::{Scenario, DAY_MS, HOUR_MS, MINUTE_MS};
-use crate::truth::{Household, IdentifierUse, ScoreName, TruthEvent};
+use crate::truth::{ContactFacts, Household, IdentifierUse, ScoreName, TruthEvent};
 
 pub(crate) use app::{AppOpts, Session};
 pub(crate) use call::CallOpts;
@@ -65,6 +65,7 @@ pub(crate) struct EventFacts {
     pub(crate) scores: RawScores,
     pub(crate) client_offset_ms: Option<i64>,
     pub(crate) identifiers: Vec<IdentifierUse>,
+    pub(crate) contact: ContactFacts,
 }
 
 impl EventFacts {
@@ -108,6 +109,9 @@ impl EventFacts {
             client_offset_ms: self.client_offset_ms,
             customer: customer.to_owned(),
             identifiers: self.identifiers,
+            role: self.contact.role,
+            resolves: self.contact.resolves,
+            wait_seconds: self.contact.wait_seconds,
             deliveries: 0,
         }
     }
@@ -307,8 +311,8 @@ impl<'a> Sim<'a> {
             (Template::AppChatCall, weight(has_app, 14)),
             (Template::CallOnly, 14),
             (Template::ChatOnly, 14),
-            (Template::SocialOnly, weight(has_social, 9)),
-            (Template::ReviewOnly, weight(has_social, 4)),
+            (Template::SocialOnly, weight(has_social, 12)),
+            (Template::ReviewOnly, weight(has_social, 6)),
             (Template::AppOnly, weight(has_app, 9)),
             (Template::CallCall, 6),
             (Template::GapOverAWeek, 8),
@@ -328,7 +332,7 @@ impl<'a> Sim<'a> {
             Template::ChatCallSocial => {
                 let call_at = d.int(12 * HOUR_MS, 36 * HOUR_MS);
                 let mut plan = vec![at(0, chat(), false), at(call_at, call(), true)];
-                if has_social && d.chance(0.5) {
+                if has_social && d.chance(0.6) {
                     let social_at = call_at + d.int(DAY_MS, 2 * DAY_MS);
                     plan.push(at(social_at, social(false), true));
                 }
@@ -387,7 +391,10 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let person = &population.people[planned.person];
-            let t0 = start + planned.at_ms;
+            // A contact starts after the previous one has ended.
+            let t0 = previous.map_or(start + planned.at_ms, |o| {
+                (start + planned.at_ms).max(o.end_ms + MINUTE_MS)
+            });
             let outcome = match &planned.step {
                 Step::Chat(opts) => Some(self.chat(person, t0, opts)),
                 Step::Call(opts) => Some(self.call(person, t0, opts)),
@@ -497,13 +504,17 @@ impl<'a> Sim<'a> {
                         ..AppOpts::new(Session::Support(topic))
                     }),
                 ),
-                (12 * HOUR_MS, call("callcenter.v1", PhoneStyle::CarrierDigits)),
+                (
+                    12 * HOUR_MS,
+                    call("callcenter.v1", PhoneStyle::CarrierDigits),
+                ),
             ],
         );
         self.place_and_run(population, phone);
 
         // Device clocks: one session 47 minutes ahead (server time wins), one
-        // 4.5 minutes behind (the device's time is kept).
+        // 4.5 minutes behind (the device's time is kept), where the customer
+        // signs in with an invalid email.
         let drift = plan(
             hard.clock_drift,
             vec![
@@ -518,7 +529,27 @@ impl<'a> Sim<'a> {
                     3 * HOUR_MS,
                     Step::App(AppOpts {
                         clock_skew_ms: Some(-(4 * MINUTE_MS + 30_000)),
+                        login_bad_email: true,
                         ..AppOpts::new(Session::Browse)
+                    }),
+                ),
+                // Survey answers outside their scales (kept events, dropped
+                // scores), on a call with a withheld number.
+                (
+                    5 * HOUR_MS,
+                    Step::Chat(ChatOpts {
+                        survey_csat: Some(0),
+                        ..ChatOpts::new(Topic::Technical)
+                    }),
+                ),
+                (
+                    8 * HOUR_MS,
+                    Step::Call(CallOpts {
+                        abandon: Some(false),
+                        withheld: true,
+                        verify: Some(true),
+                        survey_scores: Some((Some(6), Some(8), Some(11))),
+                        ..CallOpts::new(Topic::Technical)
                     }),
                 ),
             ],
@@ -528,10 +559,7 @@ impl<'a> Sim<'a> {
         // Households: both account holders log in on the shared device and
         // call, verified, from the shared phone.
         for [a, b] in population.households.clone() {
-            let shared_device = population.people[a]
-                .devices
-                .iter()
-                .position(|d| d.shared);
+            let shared_device = population.people[a].devices.iter().position(|d| d.shared);
             let on_shared = |session| {
                 Step::App(AppOpts {
                     device: shared_device,
@@ -547,10 +575,7 @@ impl<'a> Sim<'a> {
                     ..CallOpts::new(topic)
                 })
             };
-            let shared_device_b = population.people[b]
-                .devices
-                .iter()
-                .position(|d| d.shared);
+            let shared_device_b = population.people[b].devices.iter().position(|d| d.shared);
             let mut household = plan(
                 a,
                 vec![

@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 use touchline_model::{Channel, Topic};
 
 use super::{rating, topic_label, EventFacts, Outcome, RawScores, Sim};
-use crate::people::{EmailStyle, Handle, Person, Platform, PhoneStyle};
+use crate::people::{EmailStyle, Handle, Person, PhoneStyle, Platform};
 use crate::scenario::{HOUR_MS, MINUTE_MS};
-use crate::truth::IdentifierUse;
+use crate::truth::{ContactFacts, IdentifierUse, Role};
 
 /// How a scripted thread must go; `None` leaves it to chance.
 #[derive(Debug, Clone)]
@@ -98,7 +98,12 @@ impl Sim<'_> {
 
     /// One thread of `person` starting at `t0`; `None` when the person has
     /// no social account.
-    pub(crate) fn social(&mut self, person: &Person, t0: i64, opts: &SocialOpts) -> Option<Outcome> {
+    pub(crate) fn social(
+        &mut self,
+        person: &Person,
+        t0: i64,
+        opts: &SocialOpts,
+    ) -> Option<Outcome> {
         let handle = self.dice.choose(&person.handles)?.clone();
         let mut messages = Vec::new();
         let mut t = t0;
@@ -131,7 +136,8 @@ impl Sim<'_> {
             let direct = opts.direct.unwrap_or_else(|| self.dice.chance(0.5));
             let first_kind = if direct { "DIRECT_MESSAGE" } else { "MENTION" };
             let follow_kind = if direct { "DIRECT_MESSAGE" } else { "REPLY" };
-            let mut first = Message::new(first_kind, false, t, "still waiting for a fix, not happy");
+            let mut first =
+                Message::new(first_kind, false, t, "still waiting for a fix, not happy");
             first.sentiment = self.customer_sentiment(true);
             first.topic = self.dice_chance(0.4).then(|| self.tag(opts.topic));
             messages.push(first);
@@ -163,14 +169,22 @@ impl Sim<'_> {
                     }
                     messages.push(answer);
                     t += self.dice.int(5 * MINUTE_MS, 4 * HOUR_MS);
-                    let mut reply = Message::new("REPLY", true, t, "Thanks, we have updated your case.");
+                    let mut reply =
+                        Message::new("REPLY", true, t, "Thanks, we have updated your case.");
                     reply.topic = Some(self.tag(opts.topic));
                     messages.push(reply);
                 }
-                let close = self.dice.weighted(&[(Some(true), 55), (Some(false), 15), (None, 30)]);
+                let close = self
+                    .dice
+                    .weighted(&[(Some(true), 55), (Some(false), 15), (None, 30)]);
                 if let Some(closed) = close {
                     t += self.dice.int(10 * MINUTE_MS, 6 * HOUR_MS);
-                    let mut last = Message::new("REPLY", true, t, "Glad we could help. Closing this case.");
+                    let text = if closed {
+                        "Glad we could help. Closing this case."
+                    } else {
+                        "We could not solve this here; please call us so we can look deeper."
+                    };
+                    let mut last = Message::new("REPLY", true, t, text);
                     last.topic = Some(self.tag(opts.topic));
                     last.resolved = Some(closed);
                     messages.push(last);
@@ -225,7 +239,9 @@ impl Sim<'_> {
         let platform = handle.platform;
         let thread = self.platform_id(platform, true);
         let contact = format!("social:{}:{thread}", platform.lower());
-        let lang = self.dice.weighted(&[(Some("ko"), 70), (Some("en"), 25), (None, 5)]);
+        let lang = self
+            .dice
+            .weighted(&[(Some("ko"), 70), (Some("en"), 25), (None, 5)]);
         let mut previous: Option<String> = None;
         for message in messages {
             let id = self.platform_id(platform, false);
@@ -271,12 +287,25 @@ impl Sim<'_> {
                 kind: message.kind.to_owned(),
                 schema: "social.v1",
                 scores: RawScores {
-                    csat: if message.kind == "REVIEW" { message.rating } else { None },
+                    csat: if message.kind == "REVIEW" {
+                        message.rating
+                    } else {
+                        None
+                    },
                     sentiment,
                     ..RawScores::default()
                 },
                 client_offset_ms: None,
                 identifiers,
+                contact: ContactFacts {
+                    role: Some(if message.by_brand {
+                        Role::Responder
+                    } else {
+                        Role::Customer
+                    }),
+                    resolves: message.resolved.filter(|_| message.by_brand),
+                    wait_seconds: None,
+                },
             };
             // The tool polls the platforms every few minutes.
             let published = message.at_ms + self.dice.int(5_000, 300_000);
