@@ -2,7 +2,9 @@
 //!
 //! Needs the local stack (`scripts/stack up`); the addresses come from
 //! `TOUCHLINE_KAFKA_BROKERS` and `TOUCHLINE_SCHEMA_REGISTRY_URL`, as
-//! `scripts/stack env` prints them. Without them the tests say so and pass.
+//! `scripts/stack env` prints them, with the stack's defaults. Each test
+//! produces to topics of its own (a fresh prefix), so that it neither sees nor
+//! leaves messages in the topics the demo and other tests read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -12,10 +14,40 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use touchline_loadgen::{generate, produce, Encoder, LoadgenError, ProduceOptions, Scenario};
 use touchline_model::Channel;
 
-fn stack() -> Option<(String, String)> {
-    let brokers = std::env::var("TOUCHLINE_KAFKA_BROKERS").ok()?;
-    let registry = std::env::var("TOUCHLINE_SCHEMA_REGISTRY_URL").ok()?;
-    Some((brokers, registry))
+fn stack() -> (String, String) {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    (
+        var("TOUCHLINE_KAFKA_BROKERS", "127.0.0.1:9092"),
+        var("TOUCHLINE_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
+    )
+}
+
+/// Creates the four source topics under a fresh prefix and returns it.
+async fn fresh_topics(brokers: &str, partitions: i32) -> String {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let prefix = format!("loadgen-test-{}.", fresh_seed());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let names: Vec<String> = Channel::ALL
+        .into_iter()
+        .map(|c| format!("{prefix}{}", c.source_topic()))
+        .collect();
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .unwrap_or_else(|e| panic!("cannot create topics on {brokers} ({e}); is the local stack up (`scripts/stack up`)?"))
+    {
+        result.expect("topic created");
+    }
+    prefix
 }
 
 fn scenario(seed: u64) -> Scenario {
@@ -38,11 +70,11 @@ fn consumer(brokers: &str) -> BaseConsumer {
 /// Every partition of the source topics with its end offset as the broker
 /// reports it. tansu 0.6 can report an end behind the last message, so
 /// reading from here may also return older messages; callers filter.
-fn ends(consumer: &BaseConsumer) -> Vec<(String, i32, i64)> {
+fn ends(consumer: &BaseConsumer, prefix: &str) -> Vec<(String, i32, i64)> {
     let timeout = Duration::from_secs(10);
     let mut ends = Vec::new();
     for channel in Channel::ALL {
-        let topic = channel.source_topic();
+        let topic = &format!("{prefix}{}", channel.source_topic());
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
             .expect("metadata");
@@ -102,16 +134,18 @@ fn read_back(
         .collect()
 }
 
-/// The records `messages` encode to, and how often each occurs.
+/// The records `messages` encode to on the topics of `prefix`, and how often
+/// each occurs.
 fn records(
     messages: &[touchline_loadgen::SourceMessage],
     encoder: &Encoder,
+    prefix: &str,
 ) -> BTreeMap<Record, usize> {
     let mut counts = BTreeMap::new();
     for m in messages {
         let bytes = encoder.encode(&m.payload).expect("encodes");
         *counts
-            .entry((m.topic().to_owned(), m.key.clone(), bytes))
+            .entry((format!("{prefix}{}", m.topic()), m.key.clone(), bytes))
             .or_insert(0) += 1;
     }
     counts
@@ -128,15 +162,14 @@ fn fresh_seed() -> u64 {
 
 #[tokio::test]
 async fn produces_every_message_once_and_reads_back_the_same_bytes() {
-    let Some((brokers, registry)) = stack() else {
-        eprintln!("skipped: set TOUCHLINE_KAFKA_BROKERS and TOUCHLINE_SCHEMA_REGISTRY_URL (scripts/stack env)");
-        return;
-    };
+    let (brokers, registry) = stack();
+    let prefix = fresh_topics(&brokers, 4).await;
     let generated = generate(&scenario(fresh_seed())).expect("valid");
     let consumer = consumer(&brokers);
-    let before = ends(&consumer);
+    let before = ends(&consumer, &prefix);
     let mut progress = Vec::new();
-    let options = ProduceOptions::new(&brokers, &registry);
+    let mut options = ProduceOptions::new(&brokers, &registry);
+    options.topic_prefix = prefix.clone();
     let report = produce(&generated, &options, |p| {
         progress.push(p);
     })
@@ -158,7 +191,7 @@ async fn produces_every_message_once_and_reads_back_the_same_bytes() {
     assert_eq!(report.by_topic, truth_by_topic);
 
     let encoder = Encoder::new(&report.schema_ids).expect("schemas");
-    let expected = records(&generated.messages, &encoder);
+    let expected = records(&generated.messages, &encoder, &prefix);
     let keys: Vec<Record> = expected.keys().cloned().collect();
     let read = read_back(&consumer, &before, &keys);
     let wrong: Vec<(&String, &String, usize)> = read
@@ -176,16 +209,15 @@ async fn produces_every_message_once_and_reads_back_the_same_bytes() {
 
 #[tokio::test]
 async fn stops_after_the_duration_and_reports_an_exact_prefix() {
-    let Some((brokers, registry)) = stack() else {
-        eprintln!("skipped: set TOUCHLINE_KAFKA_BROKERS and TOUCHLINE_SCHEMA_REGISTRY_URL (scripts/stack env)");
-        return;
-    };
+    let (brokers, registry) = stack();
+    let topics = fresh_topics(&brokers, 4).await;
     let generated = generate(&scenario(fresh_seed())).expect("valid");
     let consumer = consumer(&brokers);
-    let before = ends(&consumer);
+    let before = ends(&consumer, &topics);
     let options = ProduceOptions {
         rate_per_s: Some(200),
         duration: Some(Duration::from_secs(1)),
+        topic_prefix: topics.clone(),
         ..ProduceOptions::new(&brokers, &registry)
     };
     let report = produce(&generated, &options, |_| {})
@@ -200,8 +232,10 @@ async fn stops_after_the_duration_and_reports_an_exact_prefix() {
     let prefix = generated.prefix(report.produced);
     assert_eq!(prefix.truth.counts.messages, report.produced);
     let encoder = Encoder::new(&report.schema_ids).expect("schemas");
-    let expected = records(&prefix.messages, &encoder);
-    let keys: Vec<Record> = records(&generated.messages, &encoder).into_keys().collect();
+    let expected = records(&prefix.messages, &encoder, &topics);
+    let keys: Vec<Record> = records(&generated.messages, &encoder, &topics)
+        .into_keys()
+        .collect();
     let read = read_back(&consumer, &before, &keys);
     let read: BTreeMap<Record, usize> = read.into_iter().filter(|(_, n)| *n > 0).collect();
     assert!(
@@ -226,68 +260,17 @@ async fn unreachable_services_say_what_to_do() {
 }
 
 #[tokio::test]
-async fn a_topic_prefix_moves_every_message_and_subject() {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-
-    let Some((brokers, registry)) = stack() else {
-        eprintln!("skipped: set TOUCHLINE_KAFKA_BROKERS and TOUCHLINE_SCHEMA_REGISTRY_URL (scripts/stack env)");
-        return;
-    };
-    let seed = fresh_seed();
-    let prefix = format!("loadgen-test-{seed}.");
-    let generated = generate(&scenario(seed)).expect("valid");
+async fn missing_topics_say_which() {
+    let (brokers, registry) = stack();
+    let prefix = format!("loadgen-missing-{}.", fresh_seed());
+    let generated = generate(&scenario(7)).expect("valid");
     let mut options = ProduceOptions::new(&brokers, &registry);
     options.topic_prefix = prefix.clone();
     let missing = produce(&generated, &options, |_| {})
         .await
-        .expect_err("the prefixed topics do not exist yet");
+        .expect_err("the prefixed topics do not exist");
     assert!(
         matches!(missing, LoadgenError::MissingTopic { ref topic, .. } if topic.starts_with(&prefix)),
         "{missing}"
     );
-
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .expect("admin client");
-    let names: Vec<String> = Channel::ALL
-        .into_iter()
-        .map(|c| format!("{prefix}{}", c.source_topic()))
-        .collect();
-    let topics: Vec<NewTopic> = names
-        .iter()
-        .map(|name| NewTopic::new(name, 2, TopicReplication::Fixed(1)))
-        .collect();
-    for result in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .expect("create topics")
-    {
-        result.expect("topic created");
-    }
-    let report = produce(&generated, &options, |_| {})
-        .await
-        .expect("produces");
-    assert_eq!(report.produced, generated.messages.len());
-    let truth_by_topic: BTreeMap<String, usize> = generated
-        .truth
-        .counts
-        .by_topic
-        .iter()
-        .map(|(topic, counts)| (topic.clone(), counts.messages))
-        .collect();
-    assert_eq!(report.by_topic, truth_by_topic);
-    let consumer = consumer(&brokers);
-    let from: Vec<(String, i32, i64)> = names
-        .iter()
-        .flat_map(|name| (0..2).map(move |p| (name.clone(), p, 0)))
-        .collect();
-    let encoder = Encoder::new(&report.schema_ids).expect("schemas");
-    let expected: BTreeMap<Record, usize> = records(&generated.messages, &encoder)
-        .into_iter()
-        .map(|((topic, key, bytes), n)| ((format!("{prefix}{topic}"), key, bytes), n))
-        .collect();
-    let keys: Vec<Record> = expected.keys().cloned().collect();
-    assert!(read_back(&consumer, &from, &keys) == expected);
 }
