@@ -65,11 +65,16 @@ def main() -> int:
     def insert_rows():
         db.query(
             f"INSERT INTO {DATABASE}.timeline_events "
-            "(event_id, channel, occurred_at, occurred_at_ms, topic, contact_id, kind, csat, "
+            "(event_id, channel, occurred_at, occurred_at_ms, topic, contact_id, identity_key, kind, csat, "
             "ces, nps, sentiment, source_topic, source_partition, source_offset, ingested_at, version) VALUES "
-            "('e1', 'chatbot', 1772323200, 1772323200000, 'billing', 'chatbot:c1', 'SURVEY_RESPONSE', 5, NULL, NULL, NULL, 'cx.chatbot.events', 0, 1, 1772323300, 1), "
-            "('e1', 'chatbot', 1772323200, 1772323200000, 'billing', 'chatbot:c1', 'SURVEY_RESPONSE', 5, NULL, NULL, NULL, 'cx.chatbot.events', 0, 1, 1772323400, 2), "
-            "('e2', 'call_center', 1772323260, 1772323260000, 'other', 'call_center:k', 'SURVEY', 2, 4, 9, NULL, 'cx.callcenter.records', 1, 7, 1772323300, 1)"
+            "('e1', 'chatbot', 1772323200, 1772323200000, 'billing', 'chatbot:c1', 'email:a@b.co', 'SURVEY_RESPONSE', 5, NULL, NULL, NULL, 'cx.chatbot.events', 0, 1, 1772323300, 1), "
+            "('e1', 'chatbot', 1772323200, 1772323200000, 'billing', 'chatbot:c1', 'email:a@b.co', 'SURVEY_RESPONSE', 5, NULL, NULL, NULL, 'cx.chatbot.events', 0, 1, 1772323400, 2), "
+            "('e2', 'call_center', 1772323260, 1772323260000, 'other', 'call_center:k', '', 'SURVEY', 2, 4, 9, NULL, 'cx.callcenter.records', 1, 7, 1772323300, 1)"
+        )
+        db.query(
+            f"INSERT INTO {DATABASE}.identity_assignments VALUES "
+            "('email:a@b.co', 'c_old', 'email:a@b.co', 1, 1772323300), "
+            "('email:a@b.co', 'c_new', 'account:7', 2, 1772323400)"
         )
         db.query(
             f"INSERT INTO {DATABASE}.dead_letter_log VALUES "
@@ -83,8 +88,12 @@ def main() -> int:
         text = rows.bytes().decode().split()
         count = db.query(f"SELECT count() FROM {DATABASE}.v_timeline", "CSV").bytes().decode().strip()
         assert count == "2", f"v_timeline shows {count} rows for 2 distinct events: {text}"
+        customers = db.query(
+            f"SELECT event_id, customer_id FROM {DATABASE}.v_timeline ORDER BY event_id", "CSV"
+        ).bytes().decode().split()
+        assert customers == ['"e1","c_new"', '"e2",""'], f"customer ids follow identity: {customers}"
 
-    check("v_timeline shows each event once", timeline_dedups)
+    check("v_timeline shows each event once, with its current customer", timeline_dedups)
 
     for path in sorted((SCHEMAS / "queries").glob("*.sql")):
         sql = path.read_text().replace("{database}", DATABASE)

@@ -97,6 +97,17 @@ impl TestEnv {
         }
     }
 
+    /// Produces `generated` to this environment's topics.
+    pub async fn produce(&self, generated: &touchline_loadgen::Generated) {
+        let mut options =
+            touchline_loadgen::ProduceOptions::new(&self.stack.brokers, &self.stack.registry_url);
+        options.topic_prefix = self.prefix.clone();
+        let report = touchline_loadgen::produce(generated, &options, |_| {})
+            .await
+            .expect("the load reaches Kafka");
+        assert_eq!(report.produced, generated.messages.len());
+    }
+
     /// The `touchline` binary, configured for this environment. Extra
     /// arguments follow the subcommand.
     pub fn touchline(&self, subcommand: &str) -> Command {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 use touchline_loadgen::truth::TruthEvent;
-use touchline_loadgen::{generate, produce, ProduceOptions, Scenario};
+use touchline_loadgen::{generate, Scenario};
 use touchline_tests::{as_i64, now_ms, TestEnv};
 
 const TIMELINE: &str = "SELECT event_id, toString(channel) AS channel, occurred_at, \
@@ -66,12 +66,7 @@ async fn timeline_holds_exactly_the_distinct_events() {
     assert!(truth.counts.duplicates > 0, "the load redelivers messages");
     assert!(truth.counts.bad > 0, "the load has malformed messages");
 
-    let mut options = ProduceOptions::new(&env.stack.brokers, &env.stack.registry_url);
-    options.topic_prefix = env.prefix.clone();
-    let report = produce(&generated, &options, |_| {})
-        .await
-        .expect("the load reaches Kafka");
-    assert_eq!(report.produced, generated.messages.len());
+    env.produce(&generated).await;
 
     env.run_touchline("migrate", &[]);
     env.run_touchline("run", &["--until-caught-up"]);

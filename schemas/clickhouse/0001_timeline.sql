@@ -11,6 +11,10 @@ CREATE TABLE IF NOT EXISTS {database}.timeline_events
     occurred_at_ms   Int64,
     topic            Enum8('billing' = 1, 'delivery' = 2, 'account' = 3, 'product' = 4, 'technical' = 5, 'other' = 6),
     contact_id       String,
+    -- The event's first identifier in anchor order (SPEC §3), '' if none: its
+    -- customer is looked up through identity_assignments at query time, so a
+    -- later merge or split moves the event without rewriting it.
+    identity_key     String,
     kind             String,
     csat             Nullable(UInt8),
     ces              Nullable(UInt8),

@@ -19,5 +19,5 @@ pub mod summary;
 mod warehouse;
 
 pub use error::SinkError;
-pub use rows::{DeadLetterRow, SourcePosition, Table, TimelineRow};
+pub use rows::{DeadLetterRow, IdentityRow, SourcePosition, Table, TimelineRow};
 pub use warehouse::{ClickHouseConfig, ServerVersion, Warehouse};

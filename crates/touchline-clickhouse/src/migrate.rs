@@ -10,7 +10,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::error::SinkError;
-use crate::rows::{DeadLetterRow, Table, TimelineRow};
+use crate::rows::{DeadLetterRow, IdentityRow, Table, TimelineRow};
 use crate::warehouse::Warehouse;
 
 /// One schema change.
@@ -35,6 +35,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_timeline"),
     migration!(2, "0002_dead_letters"),
+    migration!(3, "0003_identities"),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS {database}.schema_migrations \
@@ -118,7 +119,7 @@ struct ColumnRow {
 /// so that a missing migration fails at start-up with a clear message instead
 /// of at the first insert.
 pub async fn check(warehouse: &Warehouse) -> Result<(), SinkError> {
-    let expected: [(&str, &[&str]); 2] = [
+    let expected: [(&str, &[&str]); 3] = [
         (
             <TimelineRow as Table>::NAME,
             <TimelineRow as Row>::COLUMN_NAMES,
@@ -126,6 +127,10 @@ pub async fn check(warehouse: &Warehouse) -> Result<(), SinkError> {
         (
             <DeadLetterRow as Table>::NAME,
             <DeadLetterRow as Row>::COLUMN_NAMES,
+        ),
+        (
+            <IdentityRow as Table>::NAME,
+            <IdentityRow as Row>::COLUMN_NAMES,
         ),
     ];
     for (table, columns) in expected {

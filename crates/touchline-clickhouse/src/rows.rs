@@ -17,6 +17,10 @@ impl Table for DeadLetterRow {
     const NAME: &'static str = "dead_letter_log";
 }
 
+impl Table for IdentityRow {
+    const NAME: &'static str = "identity_assignments";
+}
+
 /// Where a message was read: its topic, partition and offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePosition {
@@ -38,6 +42,8 @@ pub struct TimelineRow {
     pub topic: i8,
     /// Empty when the event belongs to no contact.
     pub contact_id: String,
+    /// The event's first identifier in anchor order, empty if it has none.
+    pub identity_key: String,
     pub kind: String,
     pub csat: Option<u8>,
     pub ces: Option<u8>,
@@ -54,8 +60,14 @@ pub struct TimelineRow {
 }
 
 impl TimelineRow {
-    /// The row of `event`, read at `source`, ingested at `ingested_at_us`.
-    pub fn new(event: &UnifiedEvent, source: &SourcePosition, ingested_at_us: i64) -> Self {
+    /// The row of `event`, read at `source`, ingested at `ingested_at_us`;
+    /// `identity_key` is the typed form of its first identifier, or empty.
+    pub fn new(
+        event: &UnifiedEvent,
+        identity_key: String,
+        source: &SourcePosition,
+        ingested_at_us: i64,
+    ) -> Self {
         TimelineRow {
             event_id: event.event_id.clone(),
             channel: event.channel.code(),
@@ -63,6 +75,7 @@ impl TimelineRow {
             occurred_at_ms: event.occurred_at_ms,
             topic: event.topic.code(),
             contact_id: event.contact_id.clone().unwrap_or_default(),
+            identity_key,
             kind: event.kind.clone(),
             csat: event.scores.csat,
             ces: event.scores.ces,
@@ -73,6 +86,39 @@ impl TimelineRow {
             source_offset: source.offset,
             ingested_at: epoch_seconds(ingested_at_us.div_euclid(1_000_000)),
             version: u64::try_from(ingested_at_us).unwrap_or_default(),
+        }
+    }
+}
+
+/// A row of `identity_assignments`: the customer an identifier belongs to,
+/// as a graph that had applied `version` identity links saw it.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct IdentityRow {
+    /// Typed normal form, e.g. `email:kim@example.com`.
+    pub identifier: String,
+    pub customer_id: String,
+    /// The identifier that anchors the customer.
+    pub anchor: String,
+    pub version: u64,
+    /// Seconds since the Unix epoch, UTC.
+    pub updated_at: u32,
+}
+
+impl IdentityRow {
+    /// An assignment written at `now_us`.
+    pub fn new(
+        identifier: String,
+        customer_id: String,
+        anchor: String,
+        version: u64,
+        now_us: i64,
+    ) -> Self {
+        IdentityRow {
+            identifier,
+            customer_id,
+            anchor,
+            version,
+            updated_at: epoch_seconds(now_us.div_euclid(1_000_000)),
         }
     }
 }

@@ -11,6 +11,11 @@ use touchline_avro::registry::BasicAuth;
 use touchline_avro::{Decoder, HttpRegistry};
 use touchline_clickhouse::{migrate, summary, ClickHouseConfig, Warehouse};
 
+use std::sync::Arc;
+
+use rdkafka::ClientConfig;
+
+use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineConfig};
 
@@ -83,6 +88,18 @@ pub struct RegistryArgs {
         hide_env_values = true
     )]
     pub registry_password: Option<String>,
+}
+
+impl KafkaArgs {
+    /// Connection settings shared by every Kafka client of the process.
+    pub fn client(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.kafka_options {
+            client.set(key, value);
+        }
+        client
+    }
 }
 
 impl RegistryArgs {
@@ -246,18 +263,29 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let server = tokio::spawn(metrics.clone().serve(args.metrics_addr));
     let decoder = Decoder::new(args.registry.client()?, args.max_message_bytes);
+    let client = args.kafka.client();
+    let identity = Identity::new(&client, &args.kafka.topic_prefix, metrics.clone()).await?;
+    let shutdown = shutdown_signal();
+    let (stop_follower, follower_stop) = watch::channel(false);
+    let follower = tokio::spawn(Arc::clone(&identity).follow(
+        client.clone(),
+        warehouse.clone(),
+        follower_stop,
+    ));
     let config = PipelineConfig {
-        brokers: args.kafka.brokers,
         group_id: args.group_id,
         topic_prefix: args.kafka.topic_prefix,
-        kafka_options: args.kafka.kafka_options,
         batch_max_messages: args.batch_max_messages.max(1),
         batch_linger: Duration::from_millis(args.batch_linger_ms),
         until_caught_up: args.until_caught_up,
     };
-    let pipeline = Pipeline::new(config, decoder, warehouse, metrics)?;
-    let totals = pipeline.run(shutdown_signal()).await?;
+    let pipeline = Pipeline::new(config, &client, decoder, warehouse, identity, metrics)?;
+    let totals = pipeline.run(shutdown).await;
+    let _ = stop_follower.send(true);
+    let followed = follower.await.context("the identity follower panicked")?;
     server.abort();
+    let totals = totals?;
+    followed?;
     println!(
         "consumed {} messages: {} timeline rows, {} dead letters",
         totals.messages, totals.events, totals.dead_letters

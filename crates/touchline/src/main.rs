@@ -5,6 +5,7 @@
 //! (`touchline-model`) and the ClickHouse sink (`touchline-clickhouse`).
 
 mod cli;
+mod identity;
 mod metrics;
 mod pipeline;
 mod progress;

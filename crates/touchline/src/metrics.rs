@@ -37,6 +37,13 @@ pub struct Metrics {
     pub cached_schemas: IntGauge,
     /// Batches flushed.
     pub batches: IntCounter,
+    /// Link sets this instance produced to the identity-link topic.
+    pub links_produced: IntCounter,
+    /// Identifier assignments written because a customer was created,
+    /// merged or split.
+    pub identity_changes: IntCounter,
+    /// Identifiers in this instance's identity graph.
+    pub identifiers: IntGauge,
 }
 
 impl Metrics {
@@ -99,6 +106,21 @@ impl Metrics {
         registry.register(Box::new(cached_schemas.clone()))?;
         let batches = IntCounter::new("touchline_batches_total", "Batches flushed.")?;
         registry.register(Box::new(batches.clone()))?;
+        let links_produced = IntCounter::new(
+            "touchline_identity_links_produced_total",
+            "Identifier sets this instance produced to the identity-link topic.",
+        )?;
+        registry.register(Box::new(links_produced.clone()))?;
+        let identity_changes = IntCounter::new(
+            "touchline_identity_changes_total",
+            "Identifier assignments written because customers were created, merged or split.",
+        )?;
+        registry.register(Box::new(identity_changes.clone()))?;
+        let identifiers = IntGauge::new(
+            "touchline_identity_graph_identifiers",
+            "Identifiers in this instance's identity graph.",
+        )?;
+        registry.register(Box::new(identifiers.clone()))?;
         Ok(Metrics {
             registry,
             consumed,
@@ -111,6 +133,9 @@ impl Metrics {
             latency_seconds,
             cached_schemas,
             batches,
+            links_produced,
+            identity_changes,
+            identifiers,
         })
     }
 

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -26,22 +27,20 @@ use touchline_avro::{Decoder, SchemaRegistry};
 use touchline_clickhouse::{
     DeadLetterRow, SinkError, SourcePosition, Table, TimelineRow, Warehouse,
 };
+use touchline_model::identity::{identifiers, Identifier};
 use touchline_model::{normalise, Channel};
 
+use crate::identity::Identity;
 use crate::metrics::Metrics;
 
 /// How the pipeline consumes and batches.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// Kafka bootstrap servers.
-    pub brokers: String,
     /// Consumer group; instances of one group share the partitions.
     pub group_id: String,
     /// Prepended to each channel's source topic name (empty in production;
     /// lets tests and staging environments share a broker).
     pub topic_prefix: String,
-    /// Extra librdkafka settings (`key=value`), e.g. TLS and SASL.
-    pub kafka_options: Vec<(String, String)>,
     /// A batch is flushed at this many messages...
     pub batch_max_messages: usize,
     /// ...or when this long has passed since it started.
@@ -63,6 +62,7 @@ pub struct Pipeline<R> {
     consumer: StreamConsumer,
     decoder: Decoder<R>,
     warehouse: Warehouse,
+    identity: Arc<Identity>,
     metrics: Metrics,
     config: PipelineConfig,
     /// The channel of each subscribed topic.
@@ -76,6 +76,7 @@ pub struct Pipeline<R> {
 struct Prepared {
     timeline: Vec<TimelineRow>,
     dead_letters: Vec<DeadLetterRow>,
+    link_sets: Vec<Vec<Identifier>>,
     next_offsets: HashMap<(String, i32), i64>,
     written_by_channel: HashMap<Channel, u64>,
     broker_timestamps_ms: Vec<i64>,
@@ -83,15 +84,17 @@ struct Prepared {
 
 impl<R: SchemaRegistry> Pipeline<R> {
     /// Joins the consumer group and subscribes to the four source topics.
+    /// `client` holds the connection settings (brokers, TLS, SASL).
     pub fn new(
         config: PipelineConfig,
+        client: &ClientConfig,
         decoder: Decoder<R>,
         warehouse: Warehouse,
+        identity: Arc<Identity>,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
-        let mut client = ClientConfig::new();
+        let mut client = client.clone();
         client
-            .set("bootstrap.servers", &config.brokers)
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
@@ -100,12 +103,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
             .set("allow.auto.create.topics", "false")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000");
-        for (key, value) in &config.kafka_options {
-            client.set(key, value);
-        }
         let consumer: StreamConsumer = client
             .create()
-            .with_context(|| format!("cannot create a Kafka consumer for {}", config.brokers))?;
+            .context("cannot create the Kafka consumer")?;
         let channels: HashMap<String, Channel> = Channel::ALL
             .into_iter()
             .map(|c| (format!("{}{}", config.topic_prefix, c.source_topic()), c))
@@ -114,11 +114,12 @@ impl<R: SchemaRegistry> Pipeline<R> {
         consumer
             .subscribe(&topics)
             .context("cannot subscribe to the source topics")?;
-        tracing::info!(brokers = %config.brokers, group = %config.group_id, ?topics, "subscribed");
+        tracing::info!(group = %config.group_id, ?topics, "subscribed");
         Ok(Pipeline {
             consumer,
             decoder,
             warehouse,
+            identity,
             metrics,
             config,
             channels,
@@ -235,10 +236,12 @@ impl<R: SchemaRegistry> Pipeline<R> {
             let outcome = decoded
                 .map_err(|e| (e.reason(), e.to_string()))
                 .and_then(|record| {
-                    normalise(&record, now_us / 1000).map_err(|e| (e.reason(), e.to_string()))
+                    let event = normalise(&record, now_us / 1000)
+                        .map_err(|e| (e.reason(), e.to_string()))?;
+                    Ok((event, identifiers(&record)))
                 });
             match outcome {
-                Ok(event) => {
+                Ok((event, ids)) => {
                     for score in &event.dropped_scores {
                         self.metrics
                             .scores_dropped
@@ -246,9 +249,13 @@ impl<R: SchemaRegistry> Pipeline<R> {
                             .inc();
                     }
                     *prepared.written_by_channel.entry(channel).or_default() += 1;
-                    prepared
-                        .timeline
-                        .push(TimelineRow::new(&event, &position, now_us));
+                    prepared.timeline.push(TimelineRow::new(
+                        &event,
+                        Identity::key_of(&ids),
+                        &position,
+                        now_us,
+                    ));
+                    prepared.link_sets.push(ids);
                 }
                 Err((reason, error)) => {
                     tracing::debug!(topic = %position.topic, partition = position.partition, offset = position.offset, reason, %error, "dead letter");
@@ -261,13 +268,25 @@ impl<R: SchemaRegistry> Pipeline<R> {
         Some(prepared)
     }
 
-    /// Writes a prepared batch, waiting out an unavailable ClickHouse.
-    /// `Ok(false)` when shutdown came first.
+    /// Writes a prepared batch: its identity links to Kafka, its rows to
+    /// ClickHouse, waiting out either being unavailable. `Ok(false)` when
+    /// shutdown came first.
     async fn write(
         &self,
         prepared: &Prepared,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<bool> {
+        let published = retry(
+            "kafka",
+            &self.metrics,
+            shutdown,
+            || self.identity.publish(&prepared.link_sets),
+            |_| true,
+        )
+        .await;
+        if published.is_none() {
+            return Ok(false);
+        }
         Ok(self.insert(&prepared.dead_letters, shutdown).await?
             && self.insert(&prepared.timeline, shutdown).await?)
     }
@@ -378,13 +397,17 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 return Ok(false);
             }
         }
-        Ok(true)
+        let (_, links_end) = tokio::task::block_in_place(|| {
+            self.consumer
+                .fetch_watermarks(self.identity.topic(), 0, timeout)
+        })?;
+        Ok(self.identity.written_up_to(links_end))
     }
 }
 
 /// Runs `attempt` until it succeeds or fails for good, backing off between
 /// retryable failures. `None` when shutdown came while retrying.
-async fn retry<T, E, F, Fut>(
+pub(crate) async fn retry<T, E, F, Fut>(
     stage: &str,
     metrics: &Metrics,
     shutdown: &mut watch::Receiver<bool>,
@@ -413,7 +436,7 @@ where
     }
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
