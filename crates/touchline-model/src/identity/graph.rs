@@ -31,26 +31,32 @@
 //! component costs O(identifiers + links of the component), whatever the
 //! size of the change: a degenerate hub (one device id shared by thousands of
 //! people, a call center's own number) makes each batch that touches it pay
-//! for the whole hub. That is accepted: links are never removed, so the
-//! caller may instead choose not to link identifiers seen on too many events.
+//! for the whole hub. That is accepted here; bounding it would mean not
+//! linking such hubs, which `SPEC.md` §3 does not allow.
+//!
+//! The customers depend only on the set of links: instances that split the
+//! events between them agree once each has linked every instance's events.
 //!
 //! # Memory layout
 //!
-//! Every identifier is a `u32` node:
-//! - its normal form, as one kind byte ([`IdKind::rank`]) and the value's
-//!   bytes, lies in one string arena; node `n` spans `start(n)..start(n+1)`,
-//!   with `u32` low offsets plus a tiny table of the nodes where the offset
-//!   passes a multiple of 4 GiB;
-//! - a [`hashbrown::HashTable<u32>`] of nodes, keyed by the hash of the kind
-//!   and value, finds a node from an identifier (the hash is recomputed from
-//!   the arena on growth, never stored);
-//! - links are half-edge lists: `head[node]` and `(to, next)` pairs;
-//! - a union-find forest (`parent`, `rank`) names components, so that a
-//!   lookup can tell whether its component has unresolved links;
-//! - `anchor[node]` is the anchor node of its customer as last reported.
+//! Every identifier is a `u32` node, and the graph holds per node:
+//! - its normal form in one string arena, as one kind byte
+//!   ([`IdKind::rank`]) and the value's bytes; an entry ends where the next
+//!   node's starts;
+//! - a 16-byte record of the arena offset's low 32 bits (a tiny table holds
+//!   the nodes where the offset passes a multiple of 4 GiB), its first
+//!   half-edge, its union-find parent and its customer's anchor node. Four
+//!   records fill a cache line, so finding a node, walking its links and its
+//!   set mostly cost one memory access;
+//! - a union-find rank byte; the union-find forest names components, so
+//!   that a lookup can tell whether its component has unresolved links;
+//! - a slot in a [`hashbrown::HashTable<u32>`] of nodes keyed by the hash of
+//!   kind and value (hashes are recomputed from the arena on growth, never
+//!   stored);
+//! - links as `(to, next)` half-edges, two per link, in one array.
 //!
-//! Arrays grow by half their size, not double, to bound slack; about 70
-//! bytes per identifier at 10 million (see `benches/identity.rs`).
+//! Arrays grow by half their size, not double, to bound idle capacity; see
+//! `benches/identity.rs` for the bytes per identifier measured.
 //!
 //! # Limits
 //!
@@ -79,8 +85,8 @@ const ACCOUNT: u8 = 0;
 /// is the same on every machine, in every version, and can be recomputed
 /// from `v_identities` alone.
 ///
-/// 64 bits make a collision between two of 10 million customers about a
-/// one-in-300,000 event.
+/// With 64 bits, the chance that two of 10 million customers share an id
+/// is about 3 in a million.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CustomerId(u64);
 
@@ -128,11 +134,8 @@ fn digest(kind: IdKind, value: &[u8]) -> CustomerId {
 /// module documentation for the rules and the memory layout.
 #[derive(Clone, Default)]
 pub struct IdentityGraph {
-    names: Interner,
-    adjacency: Adjacency,
-    sets: DisjointSets,
-    /// Anchor node of each node's customer as last reported; `NONE` before.
-    anchor: Vec<u32>,
+    store: Store,
+    index: Index,
     /// Nodes whose component `link` touched since the last `take_changes`:
     /// new nodes and the root after every new link.
     dirty: Marks,
@@ -158,16 +161,13 @@ impl IdentityGraph {
     }
 
     /// An empty graph with room for `identifiers` identifiers without
-    /// growing its per-identifier arrays and index (the arena and the links
-    /// still grow).
+    /// growing its per-identifier array and index (the string arena and the
+    /// links still grow).
     pub fn with_capacity(identifiers: usize) -> IdentityGraph {
         let mut graph = IdentityGraph::default();
-        graph.names.starts.low.reserve_exact(identifiers + 1);
-        graph.names.index.reserve(identifiers, |_| 0);
-        graph.adjacency.head.reserve_exact(identifiers);
-        graph.sets.parent.reserve_exact(identifiers);
-        graph.sets.rank.reserve_exact(identifiers);
-        graph.anchor.reserve_exact(identifiers);
+        graph.store.nodes.reserve_exact(identifiers);
+        graph.store.rank.reserve_exact(identifiers);
+        graph.index.table.reserve(identifiers, |_| 0);
         graph
     }
 
@@ -184,33 +184,26 @@ impl IdentityGraph {
         let mut nodes = std::mem::take(&mut self.scratch.nodes);
         nodes.clear();
         for id in ids {
-            let (node, new) = self.names.intern(id.kind(), id.value());
+            let (node, new) = self.index.intern(&mut self.store, id.kind(), id.value());
             if new {
-                self.add_node(node);
+                let len = self.store.len();
+                self.dirty.grow(len);
+                self.scratch.seen.grow(len);
+                self.dirty.mark(node);
             }
             nodes.push(node);
         }
         for (i, &a) in nodes.iter().enumerate() {
             for &b in &nodes[i + 1..] {
-                if a == b || self.adjacency.has_edge(a, b) {
+                if a == b || self.store.has_edge(a, b) {
                     continue;
                 }
-                self.adjacency.add_edge(a, b);
-                let root = self.sets.union(a, b);
+                self.store.add_edge(a, b);
+                let root = self.store.union(a, b);
                 self.dirty.mark(root);
             }
         }
         self.scratch.nodes = nodes;
-    }
-
-    fn add_node(&mut self, node: u32) {
-        self.adjacency.add_node();
-        self.sets.add(node);
-        push(&mut self.anchor, NONE);
-        let len = self.anchor.len();
-        self.dirty.grow(len);
-        self.scratch.seen.grow(len);
-        self.dirty.mark(node);
     }
 
     /// Re-resolves the components touched by [`link`](IdentityGraph::link)
@@ -223,29 +216,35 @@ impl IdentityGraph {
         let mut changes = Vec::new();
         let mut roots = std::mem::take(&mut self.scratch.roots);
         roots.clear();
-        for i in 0..self.dirty.list.len() {
-            let node = self.dirty.list[i];
-            roots.push(self.sets.find(node));
+        let pending = self.dirty.list.len();
+        for &node in &self.dirty.list {
+            roots.push(self.store.find(node));
         }
         self.dirty.clear();
         roots.sort_unstable();
         roots.dedup();
+        let mut largest = 0;
         for &root in &roots {
             self.resolve(root, &mut changes);
+            largest = largest.max(self.scratch.members.len());
         }
-        self.scratch.roots = roots;
+        // Give back what one large batch (a bulk load) made the buffers hold.
+        let distinct = roots.len();
+        trim(&mut roots, distinct);
+        trim(&mut self.dirty.list, pending);
+        let s = &mut self.scratch;
+        trim(&mut s.members, largest);
+        trim(&mut s.old, largest);
+        if s.queue.capacity() > TRIM_ABOVE && s.queue.capacity() / 4 > largest {
+            s.queue.shrink_to(largest);
+        }
+        s.roots = roots;
         changes
     }
 
-    /// Resolves the component of `root` into `anchor`, noting the changes.
+    /// Resolves the component of `root` in place, noting the changes.
     fn resolve(&mut self, root: u32, changes: &mut Vec<(Identifier, CustomerId)>) {
-        let IdentityGraph {
-            names,
-            adjacency,
-            anchor,
-            scratch,
-            ..
-        } = self;
+        let IdentityGraph { store, scratch, .. } = self;
         let Scratch {
             seen,
             members,
@@ -254,29 +253,23 @@ impl IdentityGraph {
             queue,
             ..
         } = scratch;
-        adjacency.component(root, seen, members);
+        store.component(root, seen, members);
         old.clear();
         for &m in members.iter() {
-            old.push(anchor[m as usize]);
-            anchor[m as usize] = NONE;
+            let node = &mut store.nodes[m as usize];
+            old.push(node.anchor);
+            node.anchor = NONE;
         }
-        assign(
-            names,
-            adjacency,
-            members,
-            anchor.as_mut_slice(),
-            accounts,
-            queue,
-        );
+        assign(&mut InPlace(store), members, accounts, queue);
         let mut last = (NONE, CustomerId(0));
         for (&m, &before) in members.iter().zip(old.iter()) {
             seen.clear(m);
-            let now = anchor[m as usize];
+            let now = store.nodes[m as usize].anchor;
             if now != before {
                 if now != last.0 {
-                    last = (now, names.customer(now));
+                    last = (now, store.customer(now));
                 }
-                changes.push((names.identifier(m), last.1));
+                changes.push((store.identifier(m), last.1));
             }
         }
     }
@@ -287,15 +280,15 @@ impl IdentityGraph {
     /// pending links is resolved on the fly, O(component), without changing
     /// what `take_changes` will report.
     pub fn customer_of(&self, id: &Identifier) -> Option<CustomerId> {
-        let node = self.names.get(id.kind(), id.value())?;
-        Some(self.names.customer(self.anchor_node(node)))
+        let node = self.index.get(&self.store, id.kind(), id.value())?;
+        Some(self.store.customer(self.anchor_node(node)))
     }
 
     /// The anchor identifier of the customer of `id` (the identifier
     /// [`customer_id`] is computed from); `None` if `id` was never linked.
     pub fn anchor_of(&self, id: &Identifier) -> Option<Identifier> {
-        let node = self.names.get(id.kind(), id.value())?;
-        Some(self.names.identifier(self.anchor_node(node)))
+        let node = self.index.get(&self.store, id.kind(), id.value())?;
+        Some(self.store.identifier(self.anchor_node(node)))
     }
 
     /// The customer of an event: that of its first identifier in anchor order
@@ -306,38 +299,34 @@ impl IdentityGraph {
     }
 
     fn anchor_node(&self, node: u32) -> u32 {
-        let root = self.sets.find_quiet(node);
+        let root = self.store.find_quiet(node);
         if !self.dirty.bits.get(root) {
-            return self.anchor[node as usize];
+            return self.store.nodes[node as usize].anchor;
         }
         let mut seen = HashSet::new();
         let mut members = Vec::new();
-        self.adjacency.component(node, &mut seen, &mut members);
-        let mut owners = HashMap::with_capacity(members.len());
-        assign(
-            &self.names,
-            &self.adjacency,
-            &members,
-            &mut owners,
-            &mut Vec::new(),
-            &mut VecDeque::new(),
-        );
-        owners.owner(node)
+        self.store.component(node, &mut seen, &mut members);
+        let mut aside = Aside {
+            store: &self.store,
+            owners: HashMap::with_capacity(members.len()),
+        };
+        assign(&mut aside, &members, &mut Vec::new(), &mut VecDeque::new());
+        aside.owner(node)
     }
 
     /// Number of distinct identifiers in the graph.
     pub fn len(&self) -> usize {
-        self.anchor.len()
+        self.store.len()
     }
 
     /// Whether the graph has no identifier.
     pub fn is_empty(&self) -> bool {
-        self.anchor.is_empty()
+        self.store.len() == 0
     }
 
     /// Number of distinct links (pairs of identifiers seen on one event).
     pub fn links(&self) -> usize {
-        self.adjacency.edges.len() / 2
+        self.store.edges.len() / 2
     }
 
     /// Heap bytes the graph holds: the capacities of its arena, arrays,
@@ -345,10 +334,8 @@ impl IdentityGraph {
     /// overhead per allocation (a few dozen allocations) is not counted.
     pub fn heap_bytes(&self) -> usize {
         let s = &self.scratch;
-        self.names.heap_bytes()
-            + self.adjacency.heap_bytes()
-            + self.sets.heap_bytes()
-            + capacity_bytes(&self.anchor)
+        self.store.heap_bytes()
+            + self.index.table.allocation_size()
             + self.dirty.heap_bytes()
             + capacity_bytes(&s.nodes)
             + capacity_bytes(&s.roots)
@@ -371,26 +358,31 @@ impl fmt::Debug for IdentityGraph {
     }
 }
 
-/// Sets the anchor of every member of one component in `owners`, which must
-/// read `NONE` for every member on entry (see the module docs for the rules).
-fn assign<O: Owners + ?Sized>(
-    names: &Interner,
-    adjacency: &Adjacency,
-    members: &[u32],
+/// Sets the anchor of every member of one component, which must read
+/// `NONE` for every member on entry (see the module docs for the rules).
+fn assign<O: Owners>(
     owners: &mut O,
+    members: &[u32],
     accounts: &mut Vec<u32>,
     queue: &mut VecDeque<u32>,
 ) {
     accounts.clear();
     let mut least = NONE;
-    for &m in members {
-        let entry = names.entry(m);
-        if entry.first() == Some(&ACCOUNT) {
-            accounts.push(m);
+    {
+        let store = owners.store();
+        for &m in members {
+            let entry = store.entry(m);
+            if entry.first() == Some(&ACCOUNT) {
+                accounts.push(m);
+            }
+            if least == NONE || entry < store.entry(least) {
+                least = m;
+            }
         }
-        if least == NONE || entry < names.entry(least) {
-            least = m;
-        }
+        // Sources in normal-form order: breadth-first search then discovers
+        // each layer in order of owner, so the first account to reach an
+        // identifier is the least of its nearest accounts.
+        accounts.sort_unstable_by(|&a, &b| store.entry(a).cmp(store.entry(b)));
     }
     if accounts.len() <= 1 {
         // The single account, if any, is the least identifier: accounts
@@ -400,10 +392,6 @@ fn assign<O: Owners + ?Sized>(
         }
         return;
     }
-    // Sources in normal-form order: breadth-first search then discovers
-    // each layer in order of owner, so the first account to reach an
-    // identifier is the least of its nearest accounts.
-    accounts.sort_unstable_by(|&a, &b| names.entry(a).cmp(names.entry(b)));
     queue.clear();
     for &a in accounts.iter() {
         owners.set_owner(a, a);
@@ -411,39 +399,58 @@ fn assign<O: Owners + ?Sized>(
     }
     while let Some(u) = queue.pop_front() {
         let owner = owners.owner(u);
-        for v in adjacency.neighbours(u) {
-            if owners.owner(v) == NONE {
-                owners.set_owner(v, owner);
-                queue.push_back(v);
+        let mut next = owners.store().nodes[u as usize].head;
+        while next != NONE {
+            let edge = owners.store().edges[next as usize];
+            if owners.owner(edge.to) == NONE {
+                owners.set_owner(edge.to, owner);
+                queue.push_back(edge.to);
             }
+            next = edge.next;
         }
     }
 }
 
-/// Where [`assign`] writes anchors: the graph's `anchor` array when taking
-/// changes, a map when resolving one lookup without `&mut`.
+/// Where [`assign`] writes anchors: in the nodes when taking changes, in a
+/// map when resolving one lookup through `&self`.
 trait Owners {
+    fn store(&self) -> &Store;
     fn owner(&self, node: u32) -> u32;
     fn set_owner(&mut self, node: u32, owner: u32);
 }
 
-impl Owners for [u32] {
+struct InPlace<'a>(&'a mut Store);
+
+impl Owners for InPlace<'_> {
+    fn store(&self) -> &Store {
+        self.0
+    }
+
     fn owner(&self, node: u32) -> u32 {
-        self[node as usize]
+        self.0.nodes[node as usize].anchor
     }
 
     fn set_owner(&mut self, node: u32, owner: u32) {
-        self[node as usize] = owner;
+        self.0.nodes[node as usize].anchor = owner;
     }
 }
 
-impl Owners for HashMap<u32, u32> {
+struct Aside<'a> {
+    store: &'a Store,
+    owners: HashMap<u32, u32>,
+}
+
+impl Owners for Aside<'_> {
+    fn store(&self) -> &Store {
+        self.store
+    }
+
     fn owner(&self, node: u32) -> u32 {
-        self.get(&node).copied().unwrap_or(NONE)
+        self.owners.get(&node).copied().unwrap_or(NONE)
     }
 
     fn set_owner(&mut self, node: u32, owner: u32) {
-        self.insert(node, owner);
+        self.owners.insert(node, owner);
     }
 }
 
@@ -470,79 +477,91 @@ impl Seen for HashSet<u32> {
     }
 }
 
-/// The string arena and the index from identifier to node.
-#[derive(Clone, Default)]
-struct Interner {
-    /// Per node: kind byte, then the value's UTF-8 bytes.
-    bytes: Vec<u8>,
-    /// Start of node `n`'s entry is `starts.get(n)`; one more than nodes.
-    starts: Offsets,
-    index: HashTable<u32>,
-    hasher: DefaultHashBuilder,
+/// What the graph knows of one identifier, 16 bytes: four to a cache line,
+/// so that finding a node, walking its links and its union-find parent
+/// mostly cost one memory access.
+#[derive(Clone, Copy)]
+struct Node {
+    /// Low 32 bits of the arena offset of the node's entry (see
+    /// [`Store::start`]).
+    start: u32,
+    /// First half-edge out of the node, `NONE` if none.
+    head: u32,
+    /// Union-find parent; the node itself at a root.
+    parent: u32,
+    /// Anchor node of its customer as last resolved; `NONE` before.
+    anchor: u32,
 }
 
-impl Interner {
+/// Nodes, their normal forms and links, and the union-find forest.
+#[derive(Clone, Default)]
+struct Store {
+    /// Per node: kind byte, then the value's UTF-8 bytes; node `n`'s entry
+    /// ends where node `n + 1`'s starts.
+    bytes: Vec<u8>,
+    /// `wraps[k]` is the first node whose entry starts at or past
+    /// `(k + 1) << 32`: the high bits of the offsets, one entry per 4 GiB.
+    wraps: Vec<u32>,
+    nodes: Vec<Node>,
+    /// Union-find rank per node (union by rank keeps trees log-deep).
+    rank: Vec<u8>,
+    edges: Vec<HalfEdge>,
+}
+
+#[derive(Clone, Copy)]
+struct HalfEdge {
+    to: u32,
+    next: u32,
+}
+
+impl Store {
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Arena offset of node `index`'s entry.
+    fn start(&self, index: usize) -> usize {
+        // Offsets index this process's memory, so they fit in usize.
+        full_offset(&self.wraps, index, self.nodes[index].start) as usize
+    }
+
     /// The kind byte and value bytes of `node`.
     fn entry(&self, node: u32) -> &[u8] {
         let i = node as usize;
-        let (start, end) = (self.starts.get(i), self.starts.get(i + 1));
-        // Offsets index memory of this process, so they fit in usize.
-        &self.bytes[start as usize..end as usize]
-    }
-
-    fn hash(hasher: &DefaultHashBuilder, kind: u8, value: &[u8]) -> u64 {
-        hasher.hash_one((kind, value))
-    }
-
-    fn get(&self, kind: IdKind, value: &str) -> Option<u32> {
-        let (kind, value) = (kind.rank(), value.as_bytes());
-        let hash = Interner::hash(&self.hasher, kind, value);
-        self.index
-            .find(hash, |&node| split(self.entry(node)) == (kind, value))
-            .copied()
-    }
-
-    /// The node of `(kind, value)`, added if new; true when added.
-    fn intern(&mut self, kind: IdKind, value: &str) -> (u32, bool) {
-        let (kind, value) = (kind.rank(), value.as_bytes());
-        let hash = Interner::hash(&self.hasher, kind, value);
-        let Interner {
-            bytes,
-            starts,
-            index,
-            hasher,
-        } = self;
-        let entry_of = |node: u32| {
-            let i = node as usize;
-            &bytes[starts.get(i) as usize..starts.get(i + 1) as usize]
+        let end = if i + 1 < self.nodes.len() {
+            self.start(i + 1)
+        } else {
+            self.bytes.len()
         };
-        let entry = index.entry(
-            hash,
-            |&node| split(entry_of(node)) == (kind, value),
-            |&node| {
-                let (k, v) = split(entry_of(node));
-                Interner::hash(hasher, k, v)
+        &self.bytes[self.start(i)..end]
+    }
+
+    /// Adds a node for a normal form not in the graph yet.
+    fn add(&mut self, kind: u8, value: &[u8]) -> u32 {
+        let node = match u32::try_from(self.nodes.len()) {
+            Ok(node) if node != NONE => node,
+            _ => panic!("identity graph is full: {} identifiers", self.nodes.len()),
+        };
+        let offset = self.bytes.len() as u64;
+        note_offset(&mut self.wraps, node, offset);
+        let needed = 1 + value.len();
+        if self.bytes.capacity() - self.bytes.len() < needed {
+            let grow = needed.max(self.bytes.capacity() / 2).max(4096);
+            self.bytes.reserve_exact(grow);
+        }
+        self.bytes.push(kind);
+        self.bytes.extend_from_slice(value);
+        push(
+            &mut self.nodes,
+            Node {
+                start: offset as u32,
+                head: NONE,
+                parent: node,
+                anchor: NONE,
             },
         );
-        match entry {
-            Entry::Occupied(found) => (*found.get(), false),
-            Entry::Vacant(vacant) => {
-                let node = starts.len().saturating_sub(1);
-                let node = match u32::try_from(node) {
-                    Ok(node) if node != NONE => node,
-                    _ => panic!("identity graph is full: {node} identifiers"),
-                };
-                let needed = 1 + value.len();
-                if bytes.capacity() - bytes.len() < needed {
-                    bytes.reserve_exact(needed.max(bytes.capacity() / 2).max(4096));
-                }
-                bytes.push(kind);
-                bytes.extend_from_slice(value);
-                starts.push(bytes.len() as u64);
-                vacant.insert(node);
-                (node, true)
-            }
-        }
+        push(&mut self.rank, 0);
+        node
     }
 
     fn identifier(&self, node: u32) -> Identifier {
@@ -556,84 +575,10 @@ impl Interner {
         digest(IdKind::from_rank(kind).unwrap_or(IdKind::Visitor), value)
     }
 
-    fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.starts.heap_bytes() + self.index.allocation_size()
-    }
-}
-
-/// An arena entry as kind byte and value bytes.
-fn split(entry: &[u8]) -> (u8, &[u8]) {
-    match entry.split_first() {
-        Some((&kind, value)) => (kind, value),
-        None => (u8::MAX, entry),
-    }
-}
-
-/// Monotone `u64` offsets stored in 4 bytes each: the low 32 bits, and the
-/// indices at which the high bits step up (at most one per 4 GiB of arena).
-#[derive(Clone)]
-struct Offsets {
-    low: Vec<u32>,
-    /// `wraps[k]` is the first index whose offset is at least `(k+1) << 32`.
-    wraps: Vec<u32>,
-}
-
-impl Default for Offsets {
-    fn default() -> Offsets {
-        Offsets {
-            low: vec![0],
-            wraps: Vec::new(),
-        }
-    }
-}
-
-impl Offsets {
-    fn len(&self) -> usize {
-        self.low.len()
-    }
-
-    /// Appends `offset`, which must not be less than the last one.
-    fn push(&mut self, offset: u64) {
-        let index = self.low.len() as u32;
-        while (self.wraps.len() as u64) < offset >> 32 {
-            self.wraps.push(index);
-        }
-        push(&mut self.low, offset as u32);
-    }
-
-    fn get(&self, index: usize) -> u64 {
-        let high = self.wraps.partition_point(|&w| w as usize <= index) as u64;
-        high << 32 | u64::from(self.low[index])
-    }
-
-    fn heap_bytes(&self) -> usize {
-        capacity_bytes(&self.low) + capacity_bytes(&self.wraps)
-    }
-}
-
-/// Undirected links as singly linked half-edge lists.
-#[derive(Clone, Default)]
-struct Adjacency {
-    /// First half-edge out of each node, `NONE` if none.
-    head: Vec<u32>,
-    edges: Vec<HalfEdge>,
-}
-
-#[derive(Clone, Copy)]
-struct HalfEdge {
-    to: u32,
-    next: u32,
-}
-
-impl Adjacency {
-    fn add_node(&mut self) {
-        push(&mut self.head, NONE);
-    }
-
     /// Whether `a` and `b` are linked: walks both lists in step, so the cost
     /// is twice the smaller degree (a hub linked to a leaf costs little).
     fn has_edge(&self, a: u32, b: u32) -> bool {
-        let (mut x, mut y) = (self.head[a as usize], self.head[b as usize]);
+        let (mut x, mut y) = (self.nodes[a as usize].head, self.nodes[b as usize].head);
         while x != NONE && y != NONE {
             let (ex, ey) = (self.edges[x as usize], self.edges[y as usize]);
             if ex.to == b || ey.to == a {
@@ -654,7 +599,7 @@ impl Adjacency {
             Ok(index) if index != NONE => index,
             _ => panic!("identity graph is full: {} half-edges", self.edges.len()),
         };
-        let head = &mut self.head[from as usize];
+        let head = &mut self.nodes[from as usize].head;
         push(&mut self.edges, HalfEdge { to, next: *head });
         *head = index;
     }
@@ -662,7 +607,7 @@ impl Adjacency {
     fn neighbours(&self, node: u32) -> Neighbours<'_> {
         Neighbours {
             edges: &self.edges,
-            next: self.head[node as usize],
+            next: self.nodes[node as usize].head,
         }
     }
 
@@ -683,8 +628,73 @@ impl Adjacency {
         }
     }
 
+    /// Union-find root of `node`, halving the path on the way.
+    fn find(&mut self, mut node: u32) -> u32 {
+        loop {
+            let parent = self.nodes[node as usize].parent;
+            if parent == node {
+                return node;
+            }
+            let grandparent = self.nodes[parent as usize].parent;
+            self.nodes[node as usize].parent = grandparent;
+            node = grandparent;
+        }
+    }
+
+    /// `find` without path compression, for `&self` lookups: union by rank
+    /// bounds the walk to log2(nodes) steps.
+    fn find_quiet(&self, mut node: u32) -> u32 {
+        loop {
+            let parent = self.nodes[node as usize].parent;
+            if parent == node {
+                return node;
+            }
+            node = parent;
+        }
+    }
+
+    /// Joins the sets of `a` and `b`; returns the root of the union.
+    fn union(&mut self, a: u32, b: u32) -> u32 {
+        let (a, b) = (self.find(a), self.find(b));
+        if a == b {
+            return a;
+        }
+        let (rank_a, rank_b) = (self.rank[a as usize], self.rank[b as usize]);
+        let (root, child) = if rank_a >= rank_b { (a, b) } else { (b, a) };
+        self.nodes[child as usize].parent = root;
+        if rank_a == rank_b {
+            self.rank[root as usize] += 1;
+        }
+        root
+    }
+
     fn heap_bytes(&self) -> usize {
-        capacity_bytes(&self.head) + capacity_bytes(&self.edges)
+        self.bytes.capacity()
+            + capacity_bytes(&self.wraps)
+            + capacity_bytes(&self.nodes)
+            + capacity_bytes(&self.rank)
+            + capacity_bytes(&self.edges)
+    }
+}
+
+/// The full offset of node `index` whose low 32 bits are `low`.
+fn full_offset(wraps: &[u32], index: usize, low: u32) -> u64 {
+    let high = wraps.partition_point(|&w| w as usize <= index) as u64;
+    high << 32 | u64::from(low)
+}
+
+/// Notes that node `node` starts at `offset` (offsets only grow).
+fn note_offset(wraps: &mut Vec<u32>, node: u32, offset: u64) {
+    while (wraps.len() as u64) < offset >> 32 {
+        wraps.push(node);
+    }
+}
+
+/// An arena entry as kind byte and value bytes.
+fn split(entry: &[u8]) -> (u8, &[u8]) {
+    match entry.split_first() {
+        Some((&kind, value)) => (kind, value),
+        None => (u8::MAX, entry),
     }
 }
 
@@ -703,60 +713,50 @@ impl Iterator for Neighbours<'_> {
     }
 }
 
-/// Union-find over nodes, union by rank, path halving.
+/// Identifier to node: a table of node numbers keyed by the hash of kind
+/// and value, compared against the arena. Hashes are not stored: growing
+/// the table rehashes from the arena.
 #[derive(Clone, Default)]
-struct DisjointSets {
-    parent: Vec<u32>,
-    rank: Vec<u8>,
+struct Index {
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
 }
 
-impl DisjointSets {
-    fn add(&mut self, node: u32) {
-        push(&mut self.parent, node);
-        push(&mut self.rank, 0);
+impl Index {
+    fn hash(&self, kind: u8, value: &[u8]) -> u64 {
+        self.hasher.hash_one((kind, value))
     }
 
-    fn find(&mut self, mut node: u32) -> u32 {
-        loop {
-            let parent = self.parent[node as usize];
-            if parent == node {
-                return node;
+    fn get(&self, store: &Store, kind: IdKind, value: &str) -> Option<u32> {
+        let (kind, value) = (kind.rank(), value.as_bytes());
+        self.table
+            .find(self.hash(kind, value), |&node| {
+                split(store.entry(node)) == (kind, value)
+            })
+            .copied()
+    }
+
+    /// The node of `(kind, value)`, added to `store` if new; true when added.
+    fn intern(&mut self, store: &mut Store, kind: IdKind, value: &str) -> (u32, bool) {
+        let (kind, value) = (kind.rank(), value.as_bytes());
+        let hash = self.hash(kind, value);
+        let Index { table, hasher } = self;
+        let found = table.entry(
+            hash,
+            |&node| split(store.entry(node)) == (kind, value),
+            |&node| {
+                let (k, v) = split(store.entry(node));
+                hasher.hash_one((k, v))
+            },
+        );
+        match found {
+            Entry::Occupied(found) => (*found.get(), false),
+            Entry::Vacant(vacant) => {
+                let node = store.add(kind, value);
+                vacant.insert(node);
+                (node, true)
             }
-            let grandparent = self.parent[parent as usize];
-            self.parent[node as usize] = grandparent;
-            node = grandparent;
         }
-    }
-
-    /// `find` without path compression, for `&self` lookups: union by rank
-    /// bounds the walk to log2(nodes) steps.
-    fn find_quiet(&self, mut node: u32) -> u32 {
-        loop {
-            let parent = self.parent[node as usize];
-            if parent == node {
-                return node;
-            }
-            node = parent;
-        }
-    }
-
-    /// Joins the sets of `a` and `b`; returns the root of the union.
-    fn union(&mut self, a: u32, b: u32) -> u32 {
-        let (a, b) = (self.find(a), self.find(b));
-        if a == b {
-            return a;
-        }
-        let (rank_a, rank_b) = (self.rank[a as usize], self.rank[b as usize]);
-        let (root, child) = if rank_a >= rank_b { (a, b) } else { (b, a) };
-        self.parent[child as usize] = root;
-        if rank_a == rank_b {
-            self.rank[root as usize] += 1;
-        }
-        root
-    }
-
-    fn heap_bytes(&self) -> usize {
-        capacity_bytes(&self.parent) + capacity_bytes(&self.rank)
     }
 }
 
@@ -827,6 +827,17 @@ fn push<T>(vec: &mut Vec<T>, value: T) {
         vec.reserve_exact((vec.capacity() / 2).max(16));
     }
     vec.push(value);
+}
+
+/// Buffers above this many elements are shrunk when mostly idle.
+const TRIM_ABOVE: usize = 4096;
+
+/// Shrinks a reusable buffer whose capacity is over four times what the
+/// last use needed, so that one bulk load does not pin memory.
+fn trim<T>(vec: &mut Vec<T>, used: usize) {
+    if vec.capacity() > TRIM_ABOVE && vec.capacity() / 4 > used {
+        vec.shrink_to(used.max(TRIM_ABOVE));
+    }
 }
 
 fn capacity_bytes<T>(vec: &Vec<T>) -> usize {

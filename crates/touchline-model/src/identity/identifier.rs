@@ -126,16 +126,28 @@ impl fmt::Display for IdKind {
 /// personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum IdentifierError {
+    /// The value is empty or only white space (for a social handle: also
+    /// when nothing but `@` is left).
     #[error("{kind} value is empty or white space")]
-    Empty { kind: IdKind },
+    Empty {
+        /// The kind the value was meant to be.
+        kind: IdKind,
+    },
+    /// Not exactly one `@`, nothing before or after it, or no `.` in the
+    /// domain.
     #[error("email is not `local@domain` with exactly one `@`, text on both sides and a `.` in the domain")]
     InvalidEmail,
+    /// libphonenumber cannot parse the number or calls it invalid.
     #[error("phone number is not valid by libphonenumber rules (default region KR)")]
     InvalidPhone,
+    /// The caller id was withheld: `anonymous`, in any letter case.
     #[error("phone number is `anonymous`: the caller id was withheld")]
     AnonymousPhone,
+    /// The social platform is empty or contains `:`.
     #[error("social platform is empty or contains `:`")]
     InvalidPlatform,
+    /// A typed string without `:` or with an unknown kind prefix (prefixes
+    /// are lower case: `email:`, not `Email:`).
     #[error("typed identifier is not `<kind>:<value>` with a known kind")]
     NotTyped,
 }

@@ -13,8 +13,8 @@ fn ids(typed: &[&str]) -> Vec<Identifier> {
 
 #[test]
 fn offsets_past_four_gib() {
-    let mut offsets = Offsets::default();
-    let values = [
+    let offsets = [
+        0,
         10,
         u64::from(u32::MAX) - 1,
         u64::from(u32::MAX) + 5,
@@ -22,14 +22,18 @@ fn offsets_past_four_gib() {
         3 << 32,
         (3 << 32) + 7,
     ];
-    for v in values {
-        offsets.push(v);
+    let mut wraps = Vec::new();
+    for (node, &offset) in offsets.iter().enumerate() {
+        note_offset(&mut wraps, node as u32, offset);
     }
-    assert_eq!(offsets.get(0), 0);
-    for (i, v) in values.into_iter().enumerate() {
-        assert_eq!(offsets.get(i + 1), v, "offset {i}");
+    assert_eq!(wraps, [3, 5, 5]);
+    for (node, &offset) in offsets.iter().enumerate() {
+        assert_eq!(
+            full_offset(&wraps, node, offset as u32),
+            offset,
+            "node {node}"
+        );
     }
-    assert_eq!(offsets.wraps, [3, 5, 5]);
 }
 
 #[test]
@@ -75,13 +79,14 @@ fn has_edge_walks_both_lists() {
     for i in 0..100 {
         g.link(&[hub.clone(), id(&format!("visitor:v{i}"))]);
     }
-    let hub_node = g.names.get(IdKind::Device, "shared").expect("hub");
-    let leaf = g.names.get(IdKind::Visitor, "v0").expect("leaf");
-    let other = g.names.get(IdKind::Visitor, "v1").expect("leaf");
-    assert!(g.adjacency.has_edge(hub_node, leaf));
-    assert!(g.adjacency.has_edge(leaf, hub_node));
-    assert!(!g.adjacency.has_edge(leaf, other));
-    assert_eq!(g.adjacency.neighbours(hub_node).count(), 100);
+    let node = |kind, value| g.index.get(&g.store, kind, value).expect("linked");
+    let hub_node = node(IdKind::Device, "shared");
+    let leaf = node(IdKind::Visitor, "v0");
+    let other = node(IdKind::Visitor, "v1");
+    assert!(g.store.has_edge(hub_node, leaf));
+    assert!(g.store.has_edge(leaf, hub_node));
+    assert!(!g.store.has_edge(leaf, other));
+    assert_eq!(g.store.neighbours(hub_node).count(), 100);
     assert_eq!(g.links(), 100);
 }
 
@@ -117,8 +122,8 @@ fn heap_bytes_counts_capacities() {
     g.take_changes();
     let bytes = g.heap_bytes();
     assert!(bytes > empty);
-    // At least the arena, one u32 per node in four arrays, two half-edges per link.
-    let floor = g.names.bytes.len() + g.len() * 16 + g.links() * 16;
+    // At least the arena, a 16-byte record per node, two half-edges per link.
+    let floor = g.store.bytes.len() + g.len() * 16 + g.links() * 16;
     assert!(bytes >= floor, "{bytes} < {floor}");
     assert!(format!("{g:?}").contains("identifiers: 2000"));
 }
