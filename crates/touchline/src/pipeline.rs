@@ -102,7 +102,11 @@ impl<R: SchemaRegistry> Pipeline<R> {
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            // Bound what librdkafka prefetches while a batch is being written
+            // (or ClickHouse is waited out): 16 MiB, not the default 64 MiB.
+            .set("queued.max.messages.kbytes", "16384")
+            .set("fetch.max.bytes", "16777216");
         let consumer: StreamConsumer = client
             .create()
             .context("cannot create the Kafka consumer")?;
