@@ -19,6 +19,7 @@ const DEAD_LETTER_SUMMARY: &str =
 pub struct ChannelSummary {
     pub channel: String,
     pub events: u64,
+    pub customers: u64,
     pub contacts: u64,
     pub csat_responses: u64,
     pub csat_top2: u64,

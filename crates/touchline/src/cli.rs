@@ -372,17 +372,18 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 async fn print_summary(warehouse: &Warehouse) -> anyhow::Result<()> {
     let channels = summary::channels(warehouse).await?;
     println!(
-        "{:<12} {:>10} {:>10} {:>8} {:>7}  {:<10} {:<10}",
-        "channel", "events", "contacts", "csat_n", "csat_%", "first day", "last day"
+        "{:<12} {:>10} {:>10} {:>10} {:>8} {:>7}  {:<10} {:<10}",
+        "channel", "events", "customers", "contacts", "csat_n", "csat_%", "first day", "last day"
     );
     for row in &channels {
         let csat = row
             .csat_percent()
             .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}"));
         println!(
-            "{:<12} {:>10} {:>10} {:>8} {:>7}  {:<10} {:<10}",
+            "{:<12} {:>10} {:>10} {:>10} {:>8} {:>7}  {:<10} {:<10}",
             row.channel,
             row.events,
+            row.customers,
             row.contacts,
             row.csat_responses,
             csat,

@@ -2,6 +2,7 @@
 SELECT
     toString(channel) AS channel,
     count() AS events,
+    uniqExactIf(customer_id, customer_id != '') AS customers,
     uniqExactIf(contact_id, contact_id != '') AS contacts,
     countIf(isNotNull(csat)) AS csat_responses,
     countIf(ifNull(csat >= 4, 0)) AS csat_top2,
