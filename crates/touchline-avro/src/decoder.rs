@@ -244,7 +244,7 @@ impl<R: SchemaRegistry> Decoder<R> {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert((channel, id), Arc::clone(&writer));
-        tracing::info!(schema_id = id, %channel, record = %writer.full_name, "cached writer schema");
+        tracing::debug!(schema_id = id, %channel, record = %writer.full_name, "cached writer schema");
         Ok(writer)
     }
 }

@@ -41,11 +41,6 @@ impl Channel {
         }
     }
 
-    /// The channel whose source system publishes to `topic`, if any.
-    pub fn from_source_topic(topic: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.source_topic() == topic)
-    }
-
     /// Stable code of the channel in ClickHouse `Enum8` columns.
     pub fn code(self) -> i8 {
         match self {
