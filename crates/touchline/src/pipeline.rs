@@ -145,11 +145,14 @@ impl<R: SchemaRegistry> Pipeline<R> {
             if batch.is_empty() {
                 if self.config.until_caught_up && last_check.elapsed() >= Duration::from_secs(1) {
                     last_check = Instant::now();
-                    caught_up_checks = if self.caught_up()? {
-                        caught_up_checks + 1
-                    } else {
-                        0
-                    };
+                    let checked = Instant::now();
+                    let caught_up = self.caught_up()?;
+                    tracing::debug!(
+                        caught_up,
+                        check_ms = checked.elapsed().as_millis(),
+                        "caught-up check"
+                    );
+                    caught_up_checks = if caught_up { caught_up_checks + 1 } else { 0 };
                     if caught_up_checks >= 2 {
                         tracing::info!(?totals, "caught up with every assigned partition");
                         break;
@@ -158,13 +161,23 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 continue;
             }
             caught_up_checks = 0;
+            let started = Instant::now();
             let Some(prepared) = self.prepare(&batch, &mut shutdown).await else {
                 break;
             };
+            let prepared_in = started.elapsed();
             if !self.write(&prepared, &mut shutdown).await? {
                 break;
             }
             self.store_offsets(&prepared)?;
+            tracing::debug!(
+                messages = batch.len(),
+                rows = prepared.timeline.len(),
+                dead_letters = prepared.dead_letters.len(),
+                prepare_ms = prepared_in.as_millis(),
+                total_ms = started.elapsed().as_millis(),
+                "batch written"
+            );
             totals.messages += batch.len() as u64;
             totals.events += prepared.timeline.len() as u64;
             totals.dead_letters += prepared.dead_letters.len() as u64;
@@ -386,26 +399,46 @@ impl<R: SchemaRegistry> Pipeline<R> {
         let committed = tokio::task::block_in_place(|| {
             self.consumer.committed_offsets(assignment.clone(), timeout)
         })?;
+        // One ListOffsets request for every partition's end (and one for
+        // starts): per-partition watermark queries cost a round trip each.
+        let mut ends = assignment.clone();
+        ends.add_partition(self.identity.topic(), 0);
+        let ends = self.list_offsets(ends, Offset::End, timeout)?;
+        let starts = self.list_offsets(assignment.clone(), Offset::Beginning, timeout)?;
+        let offset = |list: &TopicPartitionList, topic: &str, partition: i32| {
+            list.find_partition(topic, partition)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0)
+        };
         for element in assignment.elements() {
             let (topic, partition) = (element.topic(), element.partition());
-            let (low, high) = tokio::task::block_in_place(|| {
-                self.consumer.fetch_watermarks(topic, partition, timeout)
-            })?;
-            let committed = committed
-                .find_partition(topic, partition)
-                .and_then(|e| e.offset().to_raw())
-                .filter(|o| *o >= 0);
+            let Some(high) = offset(&ends, topic, partition) else {
+                return Ok(false);
+            };
             let written = self.processed.get(&(topic.to_owned(), partition)).copied();
-            let next = written.max(committed).unwrap_or(low);
+            let next = written
+                .max(offset(&committed, topic, partition))
+                .or_else(|| offset(&starts, topic, partition))
+                .unwrap_or(0);
             if next < high {
                 return Ok(false);
             }
         }
-        let (_, links_end) = tokio::task::block_in_place(|| {
-            self.consumer
-                .fetch_watermarks(self.identity.topic(), 0, timeout)
-        })?;
+        let links_end = offset(&ends, self.identity.topic(), 0).unwrap_or(0);
         Ok(self.identity.written_up_to(links_end))
+    }
+
+    /// The earliest or latest offset of each partition in `partitions`.
+    fn list_offsets(
+        &self,
+        mut partitions: TopicPartitionList,
+        at: Offset,
+        timeout: Duration,
+    ) -> anyhow::Result<TopicPartitionList> {
+        partitions.set_all_offsets(at)?;
+        Ok(tokio::task::block_in_place(|| {
+            self.consumer.offsets_for_times(partitions, timeout)
+        })?)
     }
 }
 
