@@ -21,8 +21,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && install -D -m 0755 target/release/touchline /out/touchline
 
 FROM debian:bookworm-slim
+# libssl3: librdkafka is built with OpenSSL (Kafka TLS and SASL/SCRAM).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 # A fixed, unprivileged uid; its home is the working directory, where
 # `touchline generate --truth FILE` writes when given a relative path.
@@ -33,7 +34,7 @@ COPY --from=builder /out/touchline /usr/local/bin/touchline
 USER touchline
 WORKDIR /var/lib/touchline
 ENV RUST_LOG=info
-# Prometheus /metrics (TOUCHLINE_METRICS_ADDR defaults to 0.0.0.0:9464).
+# /metrics, /healthz and /readyz (metrics_addr defaults to 0.0.0.0:9464).
 EXPOSE 9464
 ENTRYPOINT ["touchline"]
 CMD ["run"]

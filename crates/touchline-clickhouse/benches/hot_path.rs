@@ -10,6 +10,7 @@
 //! The RowBinary encoding itself happens inside the `clickhouse` crate's
 //! insert and is measured end to end, not here.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use touchline_avro::decoder::DEFAULT_MAX_MESSAGE_BYTES;
@@ -74,44 +75,42 @@ fn main() {
     divan::main();
 }
 
-fn each<T>(items: &'static [T]) -> impl FnMut() -> &'static T {
-    let mut i = 0;
-    move || {
-        i = (i + 1) % items.len();
-        &items[i]
-    }
+/// Cycles through `items`, one per benchmark input.
+fn each<T: Sync>(items: &'static [T]) -> impl Fn() -> &'static T + Sync {
+    let next = AtomicUsize::new(0);
+    move || &items[next.fetch_add(1, Ordering::Relaxed) % items.len()]
 }
 
 #[divan::bench]
 fn frame_parse(bencher: divan::Bencher) {
-    let mut next = each(&sample().framed);
+    let next = each(&sample().framed);
     bencher
-        .with_inputs(|| next())
+        .with_inputs(&next)
         .bench_values(|(_, bytes)| wire::parse(bytes).map(|(id, body)| (id, body.len())));
 }
 
 #[divan::bench]
 fn avro_decode(bencher: divan::Bencher) {
     let sample = sample();
-    let mut next = each(&sample.framed);
+    let next = each(&sample.framed);
     bencher
-        .with_inputs(|| next())
+        .with_inputs(&next)
         .bench_values(|(channel, bytes)| block_on(sample.decoder.decode(*channel, bytes)));
 }
 
 #[divan::bench]
 fn normalise_event(bencher: divan::Bencher) {
-    let mut next = each(&sample().records);
+    let next = each(&sample().records);
     bencher
-        .with_inputs(|| next())
+        .with_inputs(&next)
         .bench_values(|record| normalise(record, NOW_MS));
 }
 
 #[divan::bench]
 fn extract_identifiers(bencher: divan::Bencher) {
-    let mut next = each(&sample().records);
+    let next = each(&sample().records);
     bencher
-        .with_inputs(|| next())
+        .with_inputs(&next)
         .bench_values(identifiers);
 }
 
@@ -128,8 +127,8 @@ fn build_row(bencher: divan::Bencher) {
         partition: 3,
         offset: 123_456,
     };
-    let mut next = each(events);
-    bencher.with_inputs(|| next()).bench_values(|event| {
+    let next = each(events);
+    bencher.with_inputs(&next).bench_values(|event| {
         TimelineRow::new(event, String::from("email:kim@example.com"), &position, NOW_MS * 1000)
     });
 }
@@ -143,8 +142,8 @@ fn bytes_to_row(bencher: divan::Bencher) {
         partition: 3,
         offset: 123_456,
     };
-    let mut next = each(&sample.framed);
-    bencher.with_inputs(|| next()).bench_values(|(channel, bytes)| {
+    let next = each(&sample.framed);
+    bencher.with_inputs(&next).bench_values(|(channel, bytes)| {
         let record = block_on(sample.decoder.decode(*channel, bytes)).expect("decodes");
         let event = normalise(&record, NOW_MS).expect("valid");
         let ids = identifiers(&record);

@@ -54,9 +54,9 @@ answer; 503 with a JSON body naming what is not ready).";
 
 const CONFIG_EXAMPLES: &str = "\
 Examples:
-  touchline config show-defaults > touchline.toml   Every key, its default and its variable
-  touchline config check touchline.toml             Exit 0 if the file is valid, 1 with the reasons if not
-  touchline --config touchline.toml config show     What `touchline run` would use, passwords redacted";
+  touchline config show-defaults > touchline.toml
+  touchline config check touchline.toml
+  touchline --config touchline.toml config show";
 
 /// Touchline: one customer timeline from the chatbot, app, social and
 /// call-center event streams.
@@ -465,7 +465,10 @@ impl SettingsArgs {
             &mut config.pipeline.batch_max_messages,
             pipeline.batch_max_messages,
         );
-        set(&mut config.pipeline.batch_linger_ms, pipeline.batch_linger_ms);
+        set(
+            &mut config.pipeline.batch_linger_ms,
+            pipeline.batch_linger_ms,
+        );
         set(
             &mut config.pipeline.max_message_bytes,
             pipeline.max_message_bytes,
@@ -479,7 +482,10 @@ impl KafkaArgs {
     fn apply(&self, config: &mut Config) {
         set(&mut config.kafka.brokers, self.brokers.clone());
         set(&mut config.kafka.topic_prefix, self.topic_prefix.clone());
-        config.kafka.options.extend(self.kafka_options.iter().cloned());
+        config
+            .kafka
+            .options
+            .extend(self.kafka_options.iter().cloned());
     }
 }
 
@@ -493,7 +499,10 @@ impl KafkaSecurityArgs {
             &mut ssl.certificate_location,
             self.ssl_certificate_location.clone().map(Some),
         );
-        set(&mut ssl.key_location, self.ssl_key_location.clone().map(Some));
+        set(
+            &mut ssl.key_location,
+            self.ssl_key_location.clone().map(Some),
+        );
         set_secret(
             "kafka.ssl.key_password",
             "kafka-ssl-key-password",
@@ -549,9 +558,18 @@ fn configure(
     file: Option<&Path>,
     apply: impl FnOnce(&mut Config) -> anyhow::Result<()>,
 ) -> anyhow::Result<Config> {
+    let config = resolve(file, apply)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// The layers of a configuration, not yet validated.
+fn resolve(
+    file: Option<&Path>,
+    apply: impl FnOnce(&mut Config) -> anyhow::Result<()>,
+) -> anyhow::Result<Config> {
     let mut config = Config::load(file)?;
     apply(&mut config)?;
-    config.validate()?;
     Ok(config)
 }
 
@@ -622,12 +640,13 @@ fn config_command(file: Option<&Path>, command: ConfigCommand) -> anyhow::Result
             Ok(())
         }
         ConfigCommand::Show(settings) => {
-            let config = configure(file, |c| settings.apply(c))?;
+            // Printed even when invalid, to show where a bad value came from.
+            let config = resolve(file, |c| settings.apply(c))?;
             print!(
                 "{}",
                 toml::to_string(&config).context("cannot print the configuration")?
             );
-            Ok(())
+            config.validate()
         }
         ConfigCommand::Check { file: checked } => {
             let Some(path) = checked.as_deref().or(file) else {
@@ -657,7 +676,13 @@ fn config_command(file: Option<&Path>, command: ConfigCommand) -> anyhow::Result
 async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
     tracing::info!(?config, "starting");
     let warehouse = connect(&config.clickhouse).await?;
-    migrate::check(&warehouse).await?;
+    migrate::check(&warehouse).await.with_context(|| {
+        format!(
+            "the tables of database `{}` are not ready for this version; create or upgrade \
+             them with `touchline migrate` (same settings) first",
+            warehouse.database()
+        )
+    })?;
     let metrics = Metrics::new()?;
     let listener = metrics::bind(config.metrics_addr).await?;
     let readiness = Readiness::new();
@@ -705,7 +730,14 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         batch_linger: Duration::from_millis(config.pipeline.batch_linger_ms),
         until_caught_up,
     };
-    let pipeline = Pipeline::new(pipeline_config, &client, decoder, warehouse, identity, metrics)?;
+    let pipeline = Pipeline::new(
+        pipeline_config,
+        &client,
+        decoder,
+        warehouse,
+        identity,
+        metrics,
+    )?;
     let totals = pipeline.run(shutdown).await;
     let _ = stop_follower.send(true);
     let followed = follower.await.context("the identity follower panicked")?;
@@ -895,10 +927,7 @@ mod tests {
     }
 
     fn run_command() -> clap::Command {
-        Cli::command()
-            .find_subcommand("run")
-            .expect("run")
-            .clone()
+        Cli::command().find_subcommand("run").expect("run").clone()
     }
 
     #[test]
@@ -918,7 +947,11 @@ mod tests {
             );
             let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
             if let Some(default) = default {
-                let shown = if default.is_empty() { "none" } else { default.as_str() };
+                let shown = if default.is_empty() {
+                    "none"
+                } else {
+                    default.as_str()
+                };
                 assert!(
                     help.contains(&format!("[default: {shown}]")),
                     "the help of {flag} should say `[default: {shown}]`: {help}"

@@ -5,6 +5,8 @@
 //! (`touchline-model`) and the ClickHouse sink (`touchline-clickhouse`).
 
 mod cli;
+mod config;
+mod health;
 mod identity;
 mod metrics;
 mod pipeline;
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli.command.run()) {
+    match runtime.block_on(cli.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

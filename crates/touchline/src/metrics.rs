@@ -1,16 +1,25 @@
 //! Every metric the pipeline exports, named in one place, and the HTTP
-//! endpoint that serves them. Labels are bounded: channel, reason, score kind;
-//! never a customer, event or contact id.
+//! endpoint that serves them with the health checks (`/metrics`, `/healthz`,
+//! `/readyz`). Labels are bounded: channel, reason, score kind, stage, table,
+//! dependency, and topic and partition of the source topics; never a
+//! customer, event or contact id.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::health::Readiness;
 
 /// The pipeline's metrics.
 #[derive(Clone)]
@@ -44,6 +53,12 @@ pub struct Metrics {
     pub identity_changes: IntCounter,
     /// Identifiers in this instance's identity graph.
     pub identifiers: IntGauge,
+    /// Messages of each source partition not yet committed by the consumer
+    /// group, by topic and partition (set by the readiness probe).
+    pub consumer_lag: IntGaugeVec,
+    /// 1 when a dependency (kafka, schema_registry, clickhouse) passed the
+    /// last readiness check, else 0.
+    pub dependency_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -80,6 +95,15 @@ impl Metrics {
             "Failed attempts that will be retried.",
             &["stage"],
         )?;
+        // Known label values start at 0, so that a rate is defined (and a
+        // dashboard shows 0) before the first event of each.
+        for channel in touchline_model::Channel::ALL {
+            consumed.with_label_values(&[channel.as_str()]);
+            written.with_label_values(&[channel.as_str()]);
+        }
+        for stage in ["registry", "clickhouse", "kafka"] {
+            retries.with_label_values(&[stage]);
+        }
         let batch_size = Histogram::with_opts(
             HistogramOpts::new("touchline_batch_messages", "Messages per flushed batch.")
                 .buckets(prometheus::exponential_buckets(1.0, 4.0, 9)?),
@@ -121,6 +145,30 @@ impl Metrics {
             "Identifiers in this instance's identity graph.",
         )?;
         registry.register(Box::new(identifiers.clone()))?;
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> anyhow::Result<IntGaugeVec> {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let consumer_lag = gauge(
+            "touchline_consumer_lag_messages",
+            "Messages of a source partition not yet committed by the consumer group \
+             (high watermark minus committed offset); every instance reports every partition.",
+            &["topic", "partition"],
+        )?;
+        let dependency_up = gauge(
+            "touchline_dependency_up",
+            "1 when the dependency passed the last readiness check, else 0.",
+            &["dependency"],
+        )?;
+        let build_info = gauge(
+            "touchline_build_info",
+            "Always 1; the version of the running binary is in its label.",
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         Ok(Metrics {
             registry,
             consumed,
@@ -136,6 +184,8 @@ impl Metrics {
             links_produced,
             identity_changes,
             identifiers,
+            consumer_lag,
+            dependency_up,
         })
     }
 
@@ -149,18 +199,63 @@ impl Metrics {
         String::from_utf8(buffer).unwrap_or_default()
     }
 
-    /// Serves `/metrics` and `/healthz` on `addr` until the process ends.
-    pub async fn serve(self, addr: SocketAddr) -> anyhow::Result<()> {
+    /// Serves, on `listener` (from [`bind`]) until `stop` turns true:
+    /// `/metrics` (Prometheus text format), `/healthz` (200 while the process
+    /// serves HTTP) and `/readyz` (200 or 503 with a JSON body naming what is
+    /// not ready). Requests in flight when `stop` comes are answered.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        readiness: Readiness,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
         let app = Router::new()
-            .route("/metrics", get(move || async move { self.render() }))
-            .route("/healthz", get(|| async { "ok" }));
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-            format!(
-                "cannot listen for metrics on {addr}; set TOUCHLINE_METRICS_ADDR to a free address"
+            .route(
+                "/metrics",
+                get(move || async move {
+                    (
+                        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                        self.render(),
+                    )
+                }),
             )
-        })?;
-        tracing::info!(%addr, "serving /metrics");
-        axum::serve(listener, app).await?;
-        Ok(())
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || async move {
+                    let (ready, body) = readiness.report();
+                    let status = if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, Json(body)).into_response()
+                }),
+            );
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+            .context("the metrics server failed")
     }
 }
+
+/// Binds the address of `/metrics`, `/healthz` and `/readyz`, so that a taken
+/// address fails the start instead of a background task.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen for metrics on {addr}; set metrics_addr (TOUCHLINE_METRICS_ADDR, \
+             --metrics-addr) to a free address, or port 0 for any"
+        )
+    })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    Ok(listener)
+}
+
+/// How long a stopping metrics server may take to answer the requests in
+/// flight before it is dropped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

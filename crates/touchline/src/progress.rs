@@ -61,11 +61,9 @@ impl Bar {
         #[allow(clippy::cast_precision_loss)]
         let rate = self.done as f64 / secs;
         let width = 30;
-        let filled = if self.total == 0 {
-            width
-        } else {
-            usize::try_from(self.done.min(self.total) * width as u64 / self.total).unwrap_or(width)
-        };
+        let filled = (self.done.min(self.total) * width as u64)
+            .checked_div(self.total)
+            .map_or(width, |filled| usize::try_from(filled).unwrap_or(width));
         #[allow(clippy::cast_precision_loss)]
         let eta = if rate > 0.0 && self.total > self.done {
             format!("{:.0}s left", (self.total - self.done) as f64 / rate)
