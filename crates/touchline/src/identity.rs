@@ -8,7 +8,7 @@
 //! to ClickHouse, versioned by how many links the graph has applied.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -130,9 +130,7 @@ impl Identity {
     }
 
     fn hash(&self, key: &str) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        hasher.finish()
+        self.hasher.hash_one(key)
     }
 
     /// Reads the link topic from its beginning for as long as the process
