@@ -47,9 +47,8 @@ fn sample() -> &'static Sample {
             .filter(|m| matches!(m.payload, Payload::Avro { .. }))
             .map(|m| (m.channel, encoder.encode(&m.payload).expect("encodes")))
             .collect();
-        let registry = StaticRegistry::new(
-            (1..).zip(upstream::ALL.iter().map(|s| s.text.to_owned())),
-        );
+        let registry =
+            StaticRegistry::new((1..).zip(upstream::ALL.iter().map(|s| s.text.to_owned())));
         let decoder = Decoder::new(registry, DEFAULT_MAX_MESSAGE_BYTES);
         let records = framed
             .iter()
@@ -71,7 +70,10 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 fn main() {
     let sample = sample();
-    eprintln!("sample: {} messages of all four channels", sample.framed.len());
+    eprintln!(
+        "sample: {} messages of all four channels",
+        sample.framed.len()
+    );
     divan::main();
 }
 
@@ -109,9 +111,7 @@ fn normalise_event(bencher: divan::Bencher) {
 #[divan::bench]
 fn extract_identifiers(bencher: divan::Bencher) {
     let next = each(&sample().records);
-    bencher
-        .with_inputs(&next)
-        .bench_values(identifiers);
+    bencher.with_inputs(&next).bench_values(identifiers);
 }
 
 #[divan::bench]
@@ -129,7 +129,12 @@ fn build_row(bencher: divan::Bencher) {
     };
     let next = each(events);
     bencher.with_inputs(&next).bench_values(|event| {
-        TimelineRow::new(event, String::from("email:kim@example.com"), &position, NOW_MS * 1000)
+        TimelineRow::new(
+            event,
+            String::from("email:kim@example.com"),
+            &position,
+            NOW_MS * 1000,
+        )
     });
 }
 

@@ -12,6 +12,7 @@
 //! `schemas/clickhouse/`, applied in order by [`migrate`]; the sink checks at
 //! start-up that the tables it writes have the columns it writes.
 
+pub mod dead_letters;
 mod error;
 pub mod migrate;
 pub mod rows;

@@ -2,7 +2,9 @@
 //! in order, each once, recorded in `schema_migrations`.
 //!
 //! Every statement is idempotent on its own (`IF NOT EXISTS`), so two
-//! instances migrating at once, or a migration interrupted half-way, converge.
+//! instances migrating at once, or a migration interrupted half-way, converge;
+//! an `ALTER TABLE ... ADD COLUMN` (ClickHouse 18.16 has no `IF NOT EXISTS`
+//! for it) that finds its column already there counts as applied.
 //! The SQL runs unchanged on ClickHouse 18.16 and on current releases; the
 //! test suite proves both.
 
@@ -36,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_timeline"),
     migration!(2, "0002_dead_letters"),
     migration!(3, "0003_identities"),
+    migration!(4, "0004_dead_letter_keys"),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS {database}.schema_migrations \
@@ -95,7 +98,15 @@ pub async fn migrate(warehouse: &Warehouse) -> Result<Vec<&'static str>, SinkErr
     let mut done = Vec::new();
     for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.id)) {
         for statement in statements(migration.sql) {
-            warehouse.execute(&statement).await?;
+            match warehouse.execute(&statement).await {
+                Err(SinkError::Rejected(error))
+                    if statement.starts_with("ALTER")
+                        && error.to_string().contains("already exists") =>
+                {
+                    tracing::info!(migration = migration.name, %error, "column already added");
+                }
+                result => result?,
+            }
         }
         warehouse
             .execute(&format!(

@@ -129,6 +129,9 @@ pub struct DeadLetterRow {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// The message's key, unchanged (empty when it had none).
+    #[serde(with = "serde_bytes_as_string")]
+    pub key: Vec<u8>,
     /// Short, stable reason, e.g. `truncated_avro`.
     pub reason: String,
     /// The full error, for a person.
@@ -144,6 +147,7 @@ impl DeadLetterRow {
     /// The dead letter of the message at `source`.
     pub fn new(
         source: &SourcePosition,
+        key: &[u8],
         reason: &str,
         error: String,
         payload: &[u8],
@@ -153,6 +157,7 @@ impl DeadLetterRow {
             topic: source.topic.clone(),
             partition: source.partition,
             offset: source.offset,
+            key: key.to_vec(),
             reason: reason.to_owned(),
             error,
             payload: payload.to_vec(),
@@ -168,7 +173,7 @@ fn epoch_seconds(seconds: i64) -> u32 {
 }
 
 /// A ClickHouse `String` is bytes: write and read them as such, not as UTF-8.
-mod serde_bytes_as_string {
+pub(crate) mod serde_bytes_as_string {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {

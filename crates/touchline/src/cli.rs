@@ -25,6 +25,7 @@ use crate::health::{Probe, Readiness};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::replay;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -119,6 +120,16 @@ pub enum Command {
         after_help = "Examples:\n  touchline generate --customers 500\n  touchline generate --customers 5000 --rate 1000 --duration 600 --truth truth.json"
     )]
     Generate(Box<GenerateArgs>),
+    /// Send dead letters back to their topics once their cause is fixed.
+    ///
+    /// Produces each dead letter (all, or those of one reason) with its
+    /// original key and bytes to the topic it came from, then removes it from
+    /// the dead-letter table; a running pipeline reads it again, and a message
+    /// whose cause is not fixed becomes a dead letter again.
+    #[command(
+        after_help = "Examples:\n  touchline replay --reason unknown_schema\n  touchline replay --limit 1000"
+    )]
+    Replay(Box<ReplayArgs>),
     /// Print what has reached the timeline, per channel, and the dead letters
     /// by reason.
     Summary {
@@ -384,6 +395,18 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Only dead letters with this reason, e.g. `unknown_schema` (see `touchline summary`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Replay at most this many.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub limit: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -623,6 +646,15 @@ impl Cli {
                     args.registry.apply(&mut c.schema_registry)
                 })?;
                 generate(&config, *args).await
+            }
+            Command::Replay(args) => {
+                let config = configure(file, |c| args.settings.apply(c))?;
+                let warehouse = connect(&config.clickhouse).await?;
+                migrate::check(&warehouse).await?;
+                let replayed =
+                    replay::replay(&config, &warehouse, args.reason.as_deref(), args.limit).await?;
+                println!("replayed {replayed} dead letters");
+                Ok(())
             }
             Command::Summary { clickhouse } => {
                 let config = configure(file, |c| clickhouse.apply(&mut c.clickhouse))?;

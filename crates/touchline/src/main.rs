@@ -11,6 +11,7 @@ mod identity;
 mod metrics;
 mod pipeline;
 mod progress;
+mod replay;
 
 use std::process::ExitCode;
 

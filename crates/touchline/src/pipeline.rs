@@ -277,7 +277,12 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 Err((reason, error)) => {
                     tracing::debug!(topic = %position.topic, partition = position.partition, offset = position.offset, reason, %error, "dead letter");
                     prepared.dead_letters.push(DeadLetterRow::new(
-                        &position, reason, error, payload, now_us,
+                        &position,
+                        message.key().unwrap_or_default(),
+                        reason,
+                        error,
+                        payload,
+                        now_us,
                     ));
                 }
             }
