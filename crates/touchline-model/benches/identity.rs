@@ -271,14 +271,8 @@ fn identifiers_of_a_chatbot_event(bencher: divan::Bencher) {
             phone: Some("010-1234-5678".into()),
         }),
         surface: "WEB".into(),
-        intent: None,
-        intent_confidence: None,
-        text: None,
-        resolved: None,
-        csat: None,
-        sentiment: None,
-        language: None,
         bot_version: "unknown".into(),
+        ..Default::default()
     });
     bencher.bench(|| identifiers(divan::black_box(&record)));
 }

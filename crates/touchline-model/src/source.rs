@@ -24,7 +24,7 @@ pub enum SourceRecord {
 }
 
 /// One event of a chatbot conversation (`chatbot.v2`; `chatbot.v1` resolves into it).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct ChatbotEvent {
     pub event_id: String,
     pub conversation_id: String,
@@ -53,7 +53,7 @@ pub struct ChatUser {
 }
 
 /// An analytics event from the mobile and web apps (`app.v1`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct AppEvent {
     pub event_id: String,
     pub event_name: String,
@@ -71,7 +71,7 @@ pub struct AppEvent {
 }
 
 /// A message captured by the social engagement tool (`social.v1`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct SocialEvent {
     pub id: String,
     pub platform: String,
@@ -100,7 +100,7 @@ pub struct LinkedCustomer {
 
 /// A call detail record or post-call survey (`callcenter.v2`; `callcenter.v1`
 /// resolves into it through the alias `ani` of `caller_number`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct CallRecord {
     pub call_id: String,
     pub record_type: String,

@@ -50,14 +50,8 @@ fn chat(visitor: &str, email: Option<&str>) -> SourceRecord {
             phone: None,
         }),
         surface: "WEB".into(),
-        intent: None,
-        intent_confidence: None,
-        text: None,
-        resolved: None,
-        csat: None,
-        sentiment: None,
-        language: None,
         bot_version: "unknown".into(),
+        ..Default::default()
     })
 }
 
@@ -67,17 +61,13 @@ fn call(call_id: &str, caller: &str) -> SourceRecord {
         record_type: "CALL_COMPLETED".into(),
         started_at: 0,
         caller_number: caller.into(),
-        account_id: None,
         queue: "billing".into(),
-        agent_id: None,
         wait_seconds: 0,
         talk_seconds: 0,
         hold_seconds: 0,
         wrap_seconds: 0,
         transfers: 0,
-        disposition: None,
-        survey: None,
-        recording_consent: false,
+        ..Default::default()
     })
 }
 
@@ -88,12 +78,10 @@ fn app(device: &str, phone: &str) -> SourceRecord {
         client_ts: String::new(),
         server_ts: 0,
         device_id: device.into(),
-        user_id: None,
         platform: "IOS".into(),
         app_version: "5.2.0".into(),
-        screen: None,
         traits: HashMap::from([("phone".to_owned(), phone.to_owned())]),
-        properties: HashMap::new(),
+        ..Default::default()
     })
 }
 
