@@ -1,7 +1,5 @@
 //! Data-driven tests, one table per rule of `SPEC.md` §2.
 
-use std::collections::HashMap;
-
 use super::*;
 use crate::source::{ChatUser, Survey};
 
@@ -18,14 +16,8 @@ fn chat() -> ChatbotEvent {
         visitor_id: "v-1".into(),
         user: Some(ChatUser::default()),
         surface: "WEB".into(),
-        intent: None,
-        intent_confidence: None,
-        text: None,
-        resolved: None,
-        csat: None,
-        sentiment: None,
-        language: None,
         bot_version: "unknown".into(),
+        ..Default::default()
     }
 }
 
@@ -36,12 +28,9 @@ fn app_event() -> AppEvent {
         client_ts: "2026-03-01T09:00:00.000+09:00".into(),
         server_ts: T0 * 1000,
         device_id: "dev-1".into(),
-        user_id: None,
         platform: "IOS".into(),
         app_version: "5.2.0".into(),
-        screen: None,
-        traits: HashMap::new(),
-        properties: HashMap::new(),
+        ..Default::default()
     }
 }
 
@@ -51,17 +40,10 @@ fn social_event() -> SocialEvent {
         platform: "INSTAGRAM".into(),
         kind: "MENTION".into(),
         thread_id: "th-9".into(),
-        in_reply_to: None,
         author_handle: "@Somebody".into(),
-        author_is_brand: false,
         created_at_epoch_s: T0 / 1000,
         text: "hello".into(),
-        lang: None,
-        sentiment_label: None,
-        rating: None,
-        topic: None,
-        resolved: None,
-        linked_customer: None,
+        ..Default::default()
     }
 }
 
@@ -71,17 +53,13 @@ fn call() -> CallRecord {
         record_type: "CALL_COMPLETED".into(),
         started_at: T0,
         caller_number: "010-1234-5678".into(),
-        account_id: None,
         queue: "billing".into(),
-        agent_id: None,
         wait_seconds: 30,
         talk_seconds: 200,
         hold_seconds: 10,
         wrap_seconds: 20,
         transfers: 0,
-        disposition: None,
-        survey: None,
-        recording_consent: false,
+        ..Default::default()
     }
 }
 

@@ -14,14 +14,8 @@ fn chat(user: Option<ChatUser>) -> ChatbotEvent {
         visitor_id: " v-1 ".into(),
         user,
         surface: "WEB".into(),
-        intent: None,
-        intent_confidence: None,
-        text: None,
-        resolved: None,
-        csat: None,
-        sentiment: None,
-        language: None,
         bot_version: "unknown".into(),
+        ..Default::default()
     }
 }
 
@@ -35,12 +29,11 @@ fn app(user_id: Option<&str>, traits: &[(&str, &str)]) -> AppEvent {
         user_id: user_id.map(Into::into),
         platform: "IOS".into(),
         app_version: "5.2.0".into(),
-        screen: None,
         traits: traits
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<HashMap<_, _>>(),
-        properties: HashMap::new(),
+        ..Default::default()
     }
 }
 
@@ -50,17 +43,12 @@ fn social(is_brand: bool, linked: Option<LinkedCustomer>) -> SocialEvent {
         platform: "INSTAGRAM".into(),
         kind: "DM".into(),
         thread_id: "th-9".into(),
-        in_reply_to: None,
         author_handle: "@Kim_J".into(),
         author_is_brand: is_brand,
         created_at_epoch_s: 0,
         text: "hello".into(),
-        lang: None,
-        sentiment_label: None,
-        rating: None,
-        topic: None,
-        resolved: None,
         linked_customer: linked,
+        ..Default::default()
     }
 }
 
@@ -72,15 +60,12 @@ fn call(caller: &str, account: Option<&str>) -> CallRecord {
         caller_number: caller.into(),
         account_id: account.map(Into::into),
         queue: "billing".into(),
-        agent_id: None,
         wait_seconds: 0,
         talk_seconds: 0,
         hold_seconds: 0,
         wrap_seconds: 0,
         transfers: 0,
-        disposition: None,
-        survey: None,
-        recording_consent: false,
+        ..Default::default()
     }
 }
 
