@@ -150,3 +150,85 @@ async fn valid_messages_decode_and_the_normaliser_agrees_with_the_truth() {
         mismatches[..mismatches.len().min(5)].join("\n")
     );
 }
+
+/// The model's contacts (`SPEC.md` §4), computed from the decoded messages
+/// (redeliveries and reordering included), equal the truth's, which the
+/// generator derives from its own knowledge of the simulation.
+#[tokio::test]
+async fn contacts_from_the_decoded_messages_agree_with_the_truth() {
+    use touchline_model::contact::{contact, contact_fact, ContactFact};
+
+    let generated = generated();
+    let ids = SchemaIds::sequential();
+    let (encoder, decoder) = (Encoder::new(&ids).expect("schemas"), decoder(&ids));
+    let now_ms = generated.truth.scenario.end_ms();
+    let mut facts: BTreeMap<String, Vec<ContactFact>> = BTreeMap::new();
+    for message in &generated.messages {
+        let Payload::Avro { .. } = &message.payload else {
+            continue;
+        };
+        let bytes = encoder.encode(&message.payload).expect("encodes");
+        let record = decoder
+            .decode(message.channel, &bytes)
+            .await
+            .expect("decodes");
+        let event = touchline_model::normalise(&record, now_ms).expect("normalises");
+        let identifiers = touchline_model::identifiers(&record);
+        if let Some(fact) = contact_fact(&record, &event, identifiers) {
+            facts.entry(fact.contact_id.clone()).or_default().push(fact);
+        }
+    }
+    let computed: BTreeMap<String, _> = facts
+        .values()
+        .filter_map(|facts| contact(facts))
+        .map(|c| {
+            let shape = (
+                c.channel,
+                c.topic,
+                c.started_at_ms,
+                c.resolved,
+                c.handed_off,
+                c.first_response_ms,
+                (c.csat, c.ces, c.nps),
+                c.events,
+            );
+            (c.contact_id, shape)
+        })
+        .collect();
+    let expected: BTreeMap<String, _> = generated
+        .truth
+        .contacts
+        .iter()
+        .map(|c| {
+            let shape = (
+                c.channel,
+                c.topic,
+                c.started_at_ms,
+                c.resolved,
+                c.handed_off,
+                c.first_response_ms,
+                (c.csat, c.ces, c.nps),
+                c.events,
+            );
+            (c.contact_id.clone(), shape)
+        })
+        .collect();
+    assert!(
+        expected.len() > 500,
+        "a load with contacts: {}",
+        expected.len()
+    );
+    assert_eq!(computed.len(), expected.len(), "the same contacts exist");
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(id, want)| computed.get(*id) != Some(want))
+        .map(|(id, want)| format!("{id}: want {want:?}, got {:?}", computed.get(id)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} contacts differ, e.g. {:?}",
+        wrong.len(),
+        expected.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+}

@@ -6,6 +6,7 @@
 //! of Kafka, Avro or ClickHouse: decoders fill the source records, sinks read the
 //! unified events.
 
+pub mod contact;
 pub mod event;
 pub mod identity;
 pub mod normalise;
