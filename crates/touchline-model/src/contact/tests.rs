@@ -44,7 +44,7 @@ fn a_contact_exists_only_once_an_event_opens_it() {
         ..fact("call_center:k", Channel::CallCenter, "k:CALL_COMPLETED", 5)
     };
     let cases: [(&[ContactFact], bool); 4] = [
-        (&[survey_only.clone()], false),
+        (std::slice::from_ref(&survey_only), false),
         (&[brand_only], false),
         (&[survey_only, completed.clone()], true),
         (&[completed], true),
@@ -235,7 +235,8 @@ fn journeys_split_on_topic_and_on_gaps_over_seven_days() {
         summary("app:5", App, Topic::Delivery, 2 * DAY, true),
     ];
     let journeys = journeys(&contacts);
-    let shape: Vec<(Topic, Vec<&str>, usize, usize, bool, bool)> = journeys
+    type Shape<'a> = (Topic, Vec<&'a str>, usize, usize, bool, bool);
+    let shape: Vec<Shape<'_>> = journeys
         .iter()
         .map(|j| {
             (
