@@ -43,11 +43,12 @@ fn a_contact_exists_only_once_an_event_opens_it() {
         wait_seconds: Some(30),
         ..fact("call_center:k", Channel::CallCenter, "k:CALL_COMPLETED", 5)
     };
+    let both = [survey_only.clone(), completed.clone()];
     let cases: [(&[ContactFact], bool); 4] = [
         (std::slice::from_ref(&survey_only), false),
-        (&[brand_only], false),
-        (&[survey_only, completed.clone()], true),
-        (&[completed], true),
+        (std::slice::from_ref(&brand_only), false),
+        (&both, true),
+        (std::slice::from_ref(&completed), true),
     ];
     for (facts, exists) in cases {
         assert_eq!(contact(facts).is_some(), exists, "{facts:?}");
