@@ -231,10 +231,18 @@ impl<R: SchemaRegistry> Decoder<R> {
         let full_name = record_name(&schema).unwrap_or_else(|| "<not a record>".into());
         let reader = if full_name == target.full_name {
             let schema: &'static Schema = Box::leak(Box::new(schema));
-            let reader = GenericDatumReader::builder(schema)
-                .reader_schema(target.schema)
-                .build()
-                .map_err(bad_schema)?;
+            // apache-avro resolves every datum afresh (it rebuilds each record
+            // through a map of its fields). A writer schema equal to the
+            // reader's (structurally: names, types, logical types, order)
+            // resolves to exactly the datum it wrote, so it is read as
+            // written; any other is resolved field by field.
+            let builder = GenericDatumReader::builder(schema);
+            let reader = if *schema == *target.schema {
+                builder.build()
+            } else {
+                builder.reader_schema(target.schema).build()
+            }
+            .map_err(bad_schema)?;
             Some(reader)
         } else {
             None
@@ -296,3 +304,93 @@ fn to_record(channel: Channel, value: &Value) -> Result<SourceRecord, apache_avr
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod read_as_written {
+    use serde_json::json;
+
+    use super::*;
+    use crate::encoder::encode_framed;
+
+    /// A writer schema equal to the reader's is read without resolution; the
+    /// datum must be the one resolution gives.
+    #[test]
+    fn resolving_into_an_equal_schema_changes_nothing() {
+        let documents = [
+            (
+                "chatbot.v2",
+                json!({
+                    "event_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "conversation_id": "c-1",
+                    "occurred_at": 1_772_323_200_000_i64, "event_type": "USER_MESSAGE",
+                    "visitor_id": "v-1",
+                    "user": {"account_id": "A-1", "email": null, "phone": "010-1234-5678"},
+                    "surface": "KAKAO", "intent": "billing.refund", "intent_confidence": 0.75,
+                    "text": "refund please", "resolved": null, "csat": 4, "sentiment": -0.5,
+                    "language": "ko", "bot_version": "7.1"
+                }),
+            ),
+            (
+                "app.v1",
+                json!({
+                    "event_id": "e-1", "event_name": "feedback_submitted",
+                    "client_ts": "2026-03-01T09:15:02.120+09:00",
+                    "server_ts": 1_772_324_102_120_000_i64, "device_id": "d-1", "user_id": "A-1",
+                    "platform": "ANDROID", "app_version": "5.0", "screen": null,
+                    "traits": {"email": "Kim@Example.com"},
+                    "properties": {"rating": "5", "topic": "delivery"}
+                }),
+            ),
+            (
+                "social.v1",
+                json!({
+                    "id": "m-1", "platform": "X", "kind": "REVIEW", "thread_id": "t-1",
+                    "in_reply_to": null, "author_handle": "@Kim", "author_is_brand": false,
+                    "created_at_epoch_s": 1_772_323_200_i64, "text": "slow", "lang": "ko",
+                    "sentiment_label": "NEGATIVE", "rating": 2, "topic": "delivery",
+                    "resolved": null,
+                    "linked_customer": {"account_id": null, "email": "k@example.com", "phone": null}
+                }),
+            ),
+            (
+                "callcenter.v2",
+                json!({
+                    "call_id": "call-1", "record_type": "SURVEY",
+                    "started_at": 1_772_323_200_000_i64, "caller_number": "+82 10 1234 5678",
+                    "account_id": null, "queue": "billing", "agent_id": "agent-7",
+                    "wait_seconds": 12, "talk_seconds": 300, "hold_seconds": 5,
+                    "wrap_seconds": 30, "transfers": 1, "disposition": "RESOLVED",
+                    "survey": {"csat": 4, "ces": 6, "nps": 9}, "recording_consent": true
+                }),
+            ),
+        ];
+        for (name, document) in documents {
+            let text = upstream::by_name(name).expect("known version").text;
+            let writer = Schema::parse_str(text).expect("valid");
+            let channel = Channel::ALL
+                .into_iter()
+                .find(|c| upstream::reader(*c).text == text)
+                .expect("the newest version of a channel");
+            let reader = Schema::parse_str(upstream::reader(channel).text).expect("valid");
+            assert!(writer == reader, "{name} is its channel's reader schema");
+            let framed = encode_framed(1, &writer, document).expect("encodes");
+            let body = &framed[5..];
+            let as_written = GenericDatumReader::builder(&writer)
+                .build()
+                .expect("reader")
+                .read_value(&mut &body[..])
+                .expect("reads");
+            let resolved = GenericDatumReader::builder(&writer)
+                .reader_schema(&reader)
+                .build()
+                .expect("reader")
+                .read_value(&mut &body[..])
+                .expect("resolves");
+            assert_eq!(as_written, resolved, "{name}");
+            assert_eq!(
+                to_record(channel, &as_written).expect("fits"),
+                to_record(channel, &resolved).expect("fits"),
+                "{name}"
+            );
+        }
+    }
+}

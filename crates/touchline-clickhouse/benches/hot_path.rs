@@ -18,6 +18,7 @@ use touchline_avro::{upstream, wire, Decoder, StaticRegistry};
 use touchline_clickhouse::{SourcePosition, TimelineRow};
 use touchline_loadgen::{generate, Encoder, Payload, Scenario, SchemaIds};
 use touchline_model::identity::identifiers;
+use touchline_model::identity::record::{identifiers_cached, PhoneCache};
 use touchline_model::{normalise, Channel, SourceRecord};
 
 #[global_allocator]
@@ -114,6 +115,17 @@ fn extract_identifiers(bencher: divan::Bencher) {
     bencher.with_inputs(&next).bench_values(identifiers);
 }
 
+/// As the pipeline does it: raw phone strings seen before are looked up, not
+/// parsed again (the sample's few hundred customers repeat theirs).
+#[divan::bench]
+fn extract_identifiers_cached(bencher: divan::Bencher) {
+    let next = each(&sample().records);
+    let cache = std::sync::Mutex::new(PhoneCache::new(100_000));
+    bencher.with_inputs(&next).bench_values(|record| {
+        identifiers_cached(record, &mut cache.lock().expect("not poisoned"))
+    });
+}
+
 #[divan::bench]
 fn build_row(bencher: divan::Bencher) {
     let events: Vec<_> = sample()
@@ -152,6 +164,26 @@ fn bytes_to_row(bencher: divan::Bencher) {
         let record = block_on(sample.decoder.decode(*channel, bytes)).expect("decodes");
         let event = normalise(&record, NOW_MS).expect("valid");
         let ids = identifiers(&record);
+        let key = ids.first().map(|id| id.as_string()).unwrap_or_default();
+        TimelineRow::new(&event, key, &position, NOW_MS * 1000)
+    });
+}
+
+/// Bytes to row as the pipeline runs it: with the phone cache.
+#[divan::bench]
+fn bytes_to_row_cached(bencher: divan::Bencher) {
+    let sample = sample();
+    let position = SourcePosition {
+        topic: "cx.chatbot.events".into(),
+        partition: 3,
+        offset: 123_456,
+    };
+    let next = each(&sample.framed);
+    let cache = std::sync::Mutex::new(PhoneCache::new(100_000));
+    bencher.with_inputs(&next).bench_values(|(channel, bytes)| {
+        let record = block_on(sample.decoder.decode(*channel, bytes)).expect("decodes");
+        let event = normalise(&record, NOW_MS).expect("valid");
+        let ids = identifiers_cached(&record, &mut cache.lock().expect("not poisoned"));
         let key = ids.first().map(|id| id.as_string()).unwrap_or_default();
         TimelineRow::new(&event, key, &position, NOW_MS * 1000)
     });

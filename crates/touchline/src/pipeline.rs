@@ -1,11 +1,15 @@
 //! The consumer-group pipeline: Kafka, decode, normalise, ClickHouse.
 //!
 //! Messages are taken in batches (up to a size, or whatever arrived within the
-//! linger time). Each batch becomes timeline rows and dead letters, which are
-//! written to ClickHouse; only once ClickHouse has confirmed both are the
-//! batch's offsets stored for the next commit (`enable.auto.offset.store =
-//! false`). A crash therefore redelivers at most the unconfirmed batches, and
-//! the timeline's ReplacingMergeTree absorbs the redelivery.
+//! linger time), and each message is decoded and normalised as it arrives, so
+//! that no copy of it is kept. Each batch becomes timeline rows and dead
+//! letters, which are written to ClickHouse (with its identity links to
+//! Kafka, all three at once) while the next batch is being read; only once
+//! ClickHouse has confirmed both are the batch's offsets stored for the next
+//! commit (`enable.auto.offset.store = false`), and batches are stored in
+//! order: at most one batch is being written at a time. A crash therefore
+//! redelivers at most the unconfirmed batches, and the timeline's
+//! ReplacingMergeTree absorbs the redelivery.
 //!
 //! Failures are classified: bad data goes to the dead-letter table and the
 //! pipeline goes on; an unreachable registry or ClickHouse is waited out with
@@ -15,19 +19,21 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use touchline_avro::{Decoder, SchemaRegistry};
 use touchline_clickhouse::{
     DeadLetterRow, SinkError, SourcePosition, Table, TimelineRow, Warehouse,
 };
-use touchline_model::identity::{identifiers, Identifier};
+use touchline_model::identity::record::{identifiers_cached, PhoneCache};
+use touchline_model::identity::Identifier;
 use touchline_model::{normalise, Channel};
 
 use crate::identity::Identity;
@@ -57,30 +63,63 @@ pub struct Totals {
     pub dead_letters: u64,
 }
 
+/// Raw phone strings whose normal form the pipeline remembers, per
+/// generation (at most twice this many are held, about 100 bytes each).
+const PHONE_CACHE_CAPACITY: usize = 200_000;
+
 /// The pipeline of one instance.
 pub struct Pipeline<R> {
     consumer: StreamConsumer,
     decoder: Decoder<R>,
-    warehouse: Warehouse,
-    identity: Arc<Identity>,
-    metrics: Metrics,
+    sink: Sink,
     config: PipelineConfig,
     /// The channel of each subscribed topic.
     channels: HashMap<String, Channel>,
     /// Next offset to read of every partition this instance has written.
     processed: HashMap<(String, i32), i64>,
+    /// Normal forms of recently seen raw phone numbers.
+    phones: Mutex<PhoneCache>,
+}
+
+/// Where a batch goes: what a write task needs, cheap to clone.
+#[derive(Clone)]
+struct Sink {
+    warehouse: Warehouse,
+    identity: Arc<Identity>,
+    metrics: Metrics,
 }
 
 /// One batch turned into rows, not yet written.
 #[derive(Default)]
 struct Prepared {
+    messages: u64,
     timeline: Vec<TimelineRow>,
     dead_letters: Vec<DeadLetterRow>,
     link_sets: Vec<Vec<Identifier>>,
-    next_offsets: HashMap<(String, i32), i64>,
+    /// Next offset of each partition in the batch (a handful: a list).
+    next_offsets: Vec<(String, i32, i64)>,
+    consumed_by_channel: HashMap<Channel, u64>,
     written_by_channel: HashMap<Channel, u64>,
     broker_timestamps_ms: Vec<i64>,
 }
+
+impl Prepared {
+    fn saw_offset(&mut self, topic: &str, partition: i32, offset: i64) {
+        match self
+            .next_offsets
+            .iter_mut()
+            .find(|(t, p, _)| *p == partition && t == topic)
+        {
+            Some((_, _, next)) => *next = (*next).max(offset + 1),
+            None => self
+                .next_offsets
+                .push((topic.to_owned(), partition, offset + 1)),
+        }
+    }
+}
+
+/// The write of one batch, running while the next one is read.
+type Writing = JoinHandle<anyhow::Result<(Prepared, bool)>>;
 
 impl<R: SchemaRegistry> Pipeline<R> {
     /// Joins the consumer group and subscribes to the four source topics.
@@ -106,7 +145,12 @@ impl<R: SchemaRegistry> Pipeline<R> {
             // Bound what librdkafka prefetches while a batch is being written
             // (or ClickHouse is waited out): 16 MiB, not the default 64 MiB.
             .set("queued.max.messages.kbytes", "16384")
-            .set("fetch.max.bytes", "16777216");
+            .set("fetch.max.bytes", "16777216")
+            // When that queue is full (a write is slow), fetch again 10 ms
+            // after it drains, not librdkafka's default 1 s later.
+            .set("fetch.queue.backoff.ms", "10");
+        // Keep `touchline-bench drain` (the bare-consumer ceiling) in step
+        // with these settings.
         let consumer: StreamConsumer = client
             .create()
             .context("cannot create the Kafka consumer")?;
@@ -122,12 +166,15 @@ impl<R: SchemaRegistry> Pipeline<R> {
         Ok(Pipeline {
             consumer,
             decoder,
-            warehouse,
-            identity,
-            metrics,
+            sink: Sink {
+                warehouse,
+                identity,
+                metrics,
+            },
             config,
             channels,
             processed: HashMap::new(),
+            phones: Mutex::new(PhoneCache::new(PHONE_CACHE_CAPACITY)),
         })
     }
 
@@ -140,13 +187,28 @@ impl<R: SchemaRegistry> Pipeline<R> {
         // between, both find every partition read to its high watermark: a
         // broker may report a watermark that lags its last append.
         let mut caught_up_checks = 0;
+        // The batch being written while the next one is read.
+        let mut writing: Option<Writing> = None;
         while !*shutdown.borrow() {
-            let batch = self.collect(&mut shutdown).await;
-            if batch.is_empty() {
+            let started = Instant::now();
+            let Some(prepared) = self.next_batch(&mut shutdown).await else {
+                break;
+            };
+            if prepared.messages == 0 {
+                if let Some(write) = writing.take() {
+                    if !self.finish(write, &mut totals).await? {
+                        break;
+                    }
+                }
                 if self.config.until_caught_up && last_check.elapsed() >= Duration::from_secs(1) {
                     last_check = Instant::now();
                     let checked = Instant::now();
-                    let caught_up = self.caught_up()?;
+                    // A slow broker may time the check out: that is not
+                    // being caught up, and no reason to stop.
+                    let caught_up = self.caught_up().unwrap_or_else(|error| {
+                        tracing::warn!(error = %format!("{error:#}"), "caught-up check failed; checking again");
+                        false
+                    });
                     tracing::debug!(
                         caught_up,
                         check_ms = checked.elapsed().as_millis(),
@@ -161,27 +223,33 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 continue;
             }
             caught_up_checks = 0;
-            let started = Instant::now();
-            let Some(prepared) = self.prepare(&batch, &mut shutdown).await else {
-                break;
-            };
-            let prepared_in = started.elapsed();
-            if !self.write(&prepared, &mut shutdown).await? {
-                break;
+            let read_in = started.elapsed();
+            // One batch in flight at a time: the previous one's offsets are
+            // stored before this one's write starts.
+            let waited = Instant::now();
+            if let Some(write) = writing.take() {
+                if !self.finish(write, &mut totals).await? {
+                    break;
+                }
             }
-            self.store_offsets(&prepared)?;
             tracing::debug!(
-                messages = batch.len(),
-                rows = prepared.timeline.len(),
-                dead_letters = prepared.dead_letters.len(),
-                prepare_ms = prepared_in.as_millis(),
-                total_ms = started.elapsed().as_millis(),
-                "batch written"
+                messages = prepared.messages,
+                read_ms = read_in.as_millis(),
+                waited_for_previous_ms = waited.elapsed().as_millis(),
+                "batch read"
             );
-            totals.messages += batch.len() as u64;
-            totals.events += prepared.timeline.len() as u64;
-            totals.dead_letters += prepared.dead_letters.len() as u64;
-            self.record(&batch, &prepared);
+            writing = Some(tokio::spawn(write(
+                self.sink.clone(),
+                prepared,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(write) = writing.take() {
+            self.finish(write, &mut totals).await?;
+        }
+        if let Ok(phones) = self.phones.lock() {
+            let (hits, misses) = phones.hits_and_misses();
+            tracing::debug!(hits, misses, held = phones.len(), "phone cache");
         }
         self.consumer
             .commit_consumer_state(CommitMode::Sync)
@@ -197,156 +265,145 @@ impl<R: SchemaRegistry> Pipeline<R> {
         Ok(totals)
     }
 
-    /// Waits for up to a batch of messages, or the linger time.
-    async fn collect(&self, shutdown: &mut watch::Receiver<bool>) -> Vec<OwnedMessage> {
-        let deadline = tokio::time::Instant::now() + self.config.batch_linger;
-        let mut batch = Vec::new();
-        while batch.len() < self.config.batch_max_messages {
-            tokio::select! {
-                received = self.consumer.recv() => match received {
-                    Ok(message) => batch.push(message.detach()),
-                    Err(error) => {
-                        tracing::warn!(%error, "Kafka error while consuming; librdkafka retries");
-                        self.metrics.retries.with_label_values(&["kafka"]).inc();
-                    }
-                },
-                () = tokio::time::sleep_until(deadline) => break,
-                _ = shutdown.changed() => break,
-            }
+    /// Waits for a batch's write; once ClickHouse confirmed it, stores its
+    /// offsets and counts it. `Ok(false)` when shutdown came first.
+    async fn finish(&mut self, write: Writing, totals: &mut Totals) -> anyhow::Result<bool> {
+        let started = Instant::now();
+        let (prepared, written) = write.await.context("a batch write panicked")??;
+        if !written {
+            return Ok(false);
         }
-        batch
+        self.store_offsets(&prepared)?;
+        tracing::debug!(
+            messages = prepared.messages,
+            rows = prepared.timeline.len(),
+            dead_letters = prepared.dead_letters.len(),
+            waited_ms = started.elapsed().as_millis(),
+            "batch written"
+        );
+        totals.messages += prepared.messages;
+        totals.events += prepared.timeline.len() as u64;
+        totals.dead_letters += prepared.dead_letters.len() as u64;
+        self.record(&prepared);
+        Ok(true)
     }
 
-    /// Decodes and normalises a batch. `None` when shutdown came while the
-    /// registry was unreachable.
-    async fn prepare(
-        &self,
-        batch: &[OwnedMessage],
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Prepared> {
-        let now_us = now_micros();
+    /// Reads up to a batch of messages, or what arrives within the linger
+    /// time, decoding and normalising each as it arrives. `None` when
+    /// shutdown came while the registry was unreachable.
+    async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Prepared> {
+        let linger = tokio::time::sleep(self.config.batch_linger);
+        tokio::pin!(linger);
         let mut prepared = Prepared::default();
-        for message in batch {
-            let position = SourcePosition {
-                topic: message.topic().to_owned(),
-                partition: message.partition(),
-                offset: message.offset(),
+        while prepared.messages < self.config.batch_max_messages as u64 {
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                () = &mut linger => break,
+                received = self.consumer.recv() => received,
             };
-            let key = (position.topic.clone(), position.partition);
-            let next = prepared.next_offsets.entry(key).or_insert(0);
-            *next = (*next).max(position.offset + 1);
-            if let Some(ms) = message.timestamp().to_millis() {
-                prepared.broker_timestamps_ms.push(ms);
-            }
-            let payload = message.payload().unwrap_or_default();
-            let Some(&channel) = self.channels.get(&position.topic) else {
-                continue;
-            };
-            let decoded = retry(
-                "registry",
-                &self.metrics,
-                shutdown,
-                || self.decoder.decode(channel, payload),
-                |error| error.is_retryable(),
-            )
-            .await?;
-            let outcome = decoded
-                .map_err(|e| (e.reason(), e.to_string()))
-                .and_then(|record| {
-                    let event = normalise(&record, now_us / 1000)
-                        .map_err(|e| (e.reason(), e.to_string()))?;
-                    Ok((event, identifiers(&record)))
-                });
-            match outcome {
-                Ok((event, ids)) => {
-                    for score in &event.dropped_scores {
-                        self.metrics
-                            .scores_dropped
-                            .with_label_values(&[channel.as_str(), score.as_str()])
-                            .inc();
+            match received {
+                Ok(message) => {
+                    if !self.prepare(&message, &mut prepared, shutdown).await {
+                        return None;
                     }
-                    *prepared.written_by_channel.entry(channel).or_default() += 1;
-                    prepared.timeline.push(TimelineRow::new(
-                        &event,
-                        Identity::key_of(&ids),
-                        &position,
-                        now_us,
-                    ));
-                    prepared.link_sets.push(ids);
                 }
-                Err((reason, error)) => {
-                    tracing::debug!(topic = %position.topic, partition = position.partition, offset = position.offset, reason, %error, "dead letter");
-                    prepared.dead_letters.push(DeadLetterRow::new(
-                        &position,
-                        message.key().unwrap_or_default(),
-                        reason,
-                        error,
-                        payload,
-                        now_us,
-                    ));
+                Err(error) => {
+                    tracing::warn!(%error, "Kafka error while consuming; librdkafka retries");
+                    self.sink
+                        .metrics
+                        .retries
+                        .with_label_values(&["kafka"])
+                        .inc();
                 }
             }
         }
         Some(prepared)
     }
 
-    /// Writes a prepared batch: its identity links to Kafka, its rows to
-    /// ClickHouse, waiting out either being unavailable. `Ok(false)` when
-    /// shutdown came first.
-    async fn write(
+    /// Decodes and normalises one message into `prepared`. `false` when
+    /// shutdown came while the registry was unreachable.
+    async fn prepare(
         &self,
-        prepared: &Prepared,
+        message: &BorrowedMessage<'_>,
+        prepared: &mut Prepared,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<bool> {
-        let published = retry(
-            "kafka",
-            &self.metrics,
-            shutdown,
-            || self.identity.publish(&prepared.link_sets),
-            |_| true,
-        )
-        .await;
-        if published.is_none() {
-            return Ok(false);
+    ) -> bool {
+        let now_us = now_micros();
+        let topic = message.topic();
+        prepared.messages += 1;
+        prepared.saw_offset(topic, message.partition(), message.offset());
+        if let Some(ms) = message.timestamp().to_millis() {
+            prepared.broker_timestamps_ms.push(ms);
         }
-        Ok(self.insert(&prepared.dead_letters, shutdown).await?
-            && self.insert(&prepared.timeline, shutdown).await?)
-    }
-
-    async fn insert<T: Table>(
-        &self,
-        rows: &[T],
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<bool> {
-        let table = <T as Table>::NAME;
-        if rows.is_empty() {
-            return Ok(true);
-        }
-        let started = Instant::now();
-        let result = retry(
-            "clickhouse",
-            &self.metrics,
+        let payload = message.payload().unwrap_or_default();
+        let Some(&channel) = self.channels.get(topic) else {
+            return true;
+        };
+        *prepared.consumed_by_channel.entry(channel).or_default() += 1;
+        let metrics = &self.sink.metrics;
+        let Some(decoded) = retry(
+            "registry",
+            metrics,
             shutdown,
-            || self.warehouse.insert(rows),
-            SinkError::is_retryable,
+            || self.decoder.decode(channel, payload),
+            |error| error.is_retryable(),
         )
-        .await;
-        match result {
-            None => Ok(false),
-            Some(Err(error)) => bail!("cannot write {} rows to {table}: {error}", rows.len()),
-            Some(Ok(())) => {
-                self.metrics
-                    .insert_seconds
-                    .with_label_values(&[table])
-                    .observe(started.elapsed().as_secs_f64());
-                Ok(true)
+        .await
+        else {
+            return false;
+        };
+        let outcome = decoded
+            .map_err(|e| (e.reason(), e.to_string()))
+            .and_then(|record| {
+                let event =
+                    normalise(&record, now_us / 1000).map_err(|e| (e.reason(), e.to_string()))?;
+                let ids = match self.phones.lock() {
+                    Ok(mut phones) => identifiers_cached(&record, &mut phones),
+                    Err(poisoned) => identifiers_cached(&record, &mut poisoned.into_inner()),
+                };
+                Ok((event, ids))
+            });
+        let position = SourcePosition {
+            topic: topic.to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        match outcome {
+            Ok((event, ids)) => {
+                for score in &event.dropped_scores {
+                    metrics
+                        .scores_dropped
+                        .with_label_values(&[channel.as_str(), score.as_str()])
+                        .inc();
+                }
+                *prepared.written_by_channel.entry(channel).or_default() += 1;
+                prepared.timeline.push(TimelineRow::new(
+                    &event,
+                    Identity::key_of(&ids),
+                    &position,
+                    now_us,
+                ));
+                prepared.link_sets.push(ids);
+            }
+            Err((reason, error)) => {
+                tracing::debug!(topic = %position.topic, partition = position.partition, offset = position.offset, reason, %error, "dead letter");
+                prepared.dead_letters.push(DeadLetterRow::new(
+                    &position,
+                    message.key().unwrap_or_default(),
+                    reason,
+                    error,
+                    payload,
+                    now_us,
+                ));
             }
         }
+        true
     }
 
     fn store_offsets(&mut self, prepared: &Prepared) -> anyhow::Result<()> {
         let mut list = TopicPartitionList::new();
-        for ((topic, partition), next) in &prepared.next_offsets {
+        for (topic, partition, next) in &prepared.next_offsets {
             list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
             self.processed.insert((topic.clone(), *partition), *next);
         }
@@ -358,23 +415,22 @@ impl<R: SchemaRegistry> Pipeline<R> {
         Ok(())
     }
 
-    fn record(&self, batch: &[OwnedMessage], prepared: &Prepared) {
-        for message in batch {
-            if let Some(channel) = self.channels.get(message.topic()) {
-                self.metrics
-                    .consumed
-                    .with_label_values(&[channel.as_str()])
-                    .inc();
-            }
+    fn record(&self, prepared: &Prepared) {
+        let metrics = &self.sink.metrics;
+        for (channel, count) in &prepared.consumed_by_channel {
+            metrics
+                .consumed
+                .with_label_values(&[channel.as_str()])
+                .inc_by(*count);
         }
         for (channel, count) in &prepared.written_by_channel {
-            self.metrics
+            metrics
                 .written
                 .with_label_values(&[channel.as_str()])
                 .inc_by(*count);
         }
         for row in &prepared.dead_letters {
-            self.metrics
+            metrics
                 .dead_letters
                 .with_label_values(&[row.reason.as_str()])
                 .inc();
@@ -382,13 +438,14 @@ impl<R: SchemaRegistry> Pipeline<R> {
         let now_ms = now_micros() / 1000;
         for ms in &prepared.broker_timestamps_ms {
             #[allow(clippy::cast_precision_loss)]
-            self.metrics
+            metrics
                 .latency_seconds
                 .observe((now_ms - ms).max(0) as f64 / 1000.0);
         }
-        self.metrics.batch_size.observe(batch.len() as f64);
-        self.metrics.batches.inc();
-        self.metrics
+        #[allow(clippy::cast_precision_loss)]
+        metrics.batch_size.observe(prepared.messages as f64);
+        metrics.batches.inc();
+        metrics
             .cached_schemas
             .set(i64::try_from(self.decoder.cached_schemas()).unwrap_or(i64::MAX));
     }
@@ -407,7 +464,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
         // One ListOffsets request for every partition's end (and one for
         // starts): per-partition watermark queries cost a round trip each.
         let mut ends = assignment.clone();
-        ends.add_partition(self.identity.topic(), 0);
+        ends.add_partition(self.sink.identity.topic(), 0);
         let ends = self.list_offsets(ends, Offset::End, timeout)?;
         let starts = self.list_offsets(assignment.clone(), Offset::Beginning, timeout)?;
         let offset = |list: &TopicPartitionList, topic: &str, partition: i32| {
@@ -429,8 +486,8 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 return Ok(false);
             }
         }
-        let links_end = offset(&ends, self.identity.topic(), 0).unwrap_or(0);
-        Ok(self.identity.written_up_to(links_end))
+        let links_end = offset(&ends, self.sink.identity.topic(), 0).unwrap_or(0);
+        Ok(self.sink.identity.written_up_to(links_end))
     }
 
     /// The earliest or latest offset of each partition in `partitions`.
@@ -444,6 +501,70 @@ impl<R: SchemaRegistry> Pipeline<R> {
         Ok(tokio::task::block_in_place(|| {
             self.consumer.offsets_for_times(partitions, timeout)
         })?)
+    }
+}
+
+/// Writes a prepared batch: its identity links to Kafka and its dead letters
+/// and timeline rows to ClickHouse, the three at once, waiting out either
+/// being unavailable. Hands the batch back with `true` once all three are
+/// confirmed, `false` when shutdown came first.
+async fn write(
+    sink: Sink,
+    prepared: Prepared,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(Prepared, bool)> {
+    let (mut to_links, mut to_dead, mut to_timeline) =
+        (shutdown.clone(), shutdown.clone(), shutdown);
+    let links = async {
+        retry(
+            "kafka",
+            &sink.metrics,
+            &mut to_links,
+            || sink.identity.publish(&prepared.link_sets),
+            |_| true,
+        )
+        .await
+        .is_some()
+    };
+    let (published, dead, timeline) = tokio::join!(
+        links,
+        insert(&sink, &prepared.dead_letters, &mut to_dead),
+        insert(&sink, &prepared.timeline, &mut to_timeline),
+    );
+    let written = published && dead? && timeline?;
+    Ok((prepared, written))
+}
+
+/// Inserts `rows` into their table, waiting out ClickHouse being
+/// unavailable. `Ok(false)` when shutdown came first.
+async fn insert<T: Table>(
+    sink: &Sink,
+    rows: &[T],
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<bool> {
+    let table = <T as Table>::NAME;
+    if rows.is_empty() {
+        return Ok(true);
+    }
+    let started = Instant::now();
+    let result = retry(
+        "clickhouse",
+        &sink.metrics,
+        shutdown,
+        || sink.warehouse.insert(rows),
+        SinkError::is_retryable,
+    )
+    .await;
+    match result {
+        None => Ok(false),
+        Some(Err(error)) => bail!("cannot write {} rows to {table}: {error}", rows.len()),
+        Some(Ok(())) => {
+            sink.metrics
+                .insert_seconds
+                .with_label_values(&[table])
+                .observe(started.elapsed().as_secs_f64());
+            Ok(true)
+        }
     }
 }
 

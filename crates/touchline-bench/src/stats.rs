@@ -1,0 +1,213 @@
+//! Figures from Touchline's own output: the drain rate from its debug logs,
+//! and quantiles of a Prometheus histogram.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use chrono::DateTime;
+use serde_json::json;
+
+/// One `batch written` line: when (Unix seconds) and how many messages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Batch {
+    at_s: f64,
+    messages: u64,
+}
+
+/// `line` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parses a `batch written` debug line of the pipeline.
+fn parse_batch(line: &str) -> Option<Batch> {
+    let line = strip_ansi(line);
+    if !line.contains("batch written") {
+        return None;
+    }
+    let stamp = line.split_whitespace().next()?;
+    let at = DateTime::parse_from_rfc3339(stamp).ok()?;
+    let messages = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("messages="))?
+        .parse()
+        .ok()?;
+    #[allow(clippy::cast_precision_loss)]
+    let at_s = at.timestamp_micros() as f64 / 1e6;
+    Some(Batch { at_s, messages })
+}
+
+fn rate_of(mut batches: Vec<Batch>) -> serde_json::Value {
+    batches.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    let total: u64 = batches.iter().map(|b| b.messages).sum();
+    let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
+        return json!({ "batches": 0, "messages": 0, "first_to_last_s": 0.0, "messages_per_s": 0.0 });
+    };
+    let span = last.at_s - first.at_s;
+    #[allow(clippy::cast_precision_loss)]
+    let rate = if span > 0.0 {
+        (total - first.messages) as f64 / span
+    } else {
+        0.0
+    };
+    json!({
+        "batches": batches.len(),
+        "messages": total,
+        "first_batch_at": first.at_s,
+        "last_batch_at": last.at_s,
+        "first_to_last_s": span,
+        "messages_per_s": rate,
+    })
+}
+
+pub fn batch_rate(logs: &[std::path::PathBuf]) -> anyhow::Result<serde_json::Value> {
+    let mut batches = Vec::new();
+    for path in logs {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        batches.extend(text.lines().filter_map(parse_batch));
+    }
+    Ok(rate_of(batches))
+}
+
+/// Cumulative bucket counts `(upper bound, count)` of `metric`, in order,
+/// with `+Inf` last; and the sum.
+fn buckets(text: &str, metric: &str) -> anyhow::Result<(Vec<(f64, f64)>, f64)> {
+    let bucket = format!("{metric}_bucket{{");
+    let sum_name = format!("{metric}_sum");
+    let mut out = Vec::new();
+    let mut sum = 0.0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&bucket) {
+            let Some((labels, value)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let Some(le) = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("le=\""))
+                .map(|l| l.trim_end_matches('"'))
+            else {
+                continue;
+            };
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse()?
+            };
+            out.push((bound, value.trim().parse()?));
+        } else if let Some(value) = line
+            .strip_prefix(&sum_name)
+            .and_then(|r| r.strip_prefix(' '))
+        {
+            sum = value.trim().parse()?;
+        }
+    }
+    if out.is_empty() {
+        bail!("no buckets of {metric} in the scrape");
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok((out, sum))
+}
+
+/// The `q` quantile, interpolated linearly within its bucket, and the
+/// bucket's bounds.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<(f64, f64, f64)> {
+    let count = buckets.last()?.1;
+    if count <= 0.0 {
+        return None;
+    }
+    let target = q * count;
+    let mut lower = 0.0;
+    let mut below = 0.0;
+    for &(upper, cumulative) in buckets {
+        if cumulative >= target && cumulative > below {
+            if upper.is_infinite() {
+                return Some((lower, lower, upper));
+            }
+            let value = lower + (upper - lower) * (target - below) / (cumulative - below);
+            return Some((value, lower, upper));
+        }
+        lower = upper;
+        below = cumulative;
+    }
+    None
+}
+
+pub fn histogram(
+    metric: &str,
+    quantiles: &str,
+    before: Option<&Path>,
+    scrape: &Path,
+) -> anyhow::Result<serde_json::Value> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (mut after, mut sum) = buckets(&read(scrape)?, metric)?;
+    if let Some(before) = before {
+        let (earlier, earlier_sum) = buckets(&read(before)?, metric)?;
+        for ((_, count), (_, was)) in after.iter_mut().zip(earlier) {
+            *count -= was;
+        }
+        sum -= earlier_sum;
+    }
+    let count = after.last().map_or(0.0, |b| b.1);
+    let mut out = serde_json::Map::new();
+    for q in quantiles.split(',') {
+        let q: f64 = q.trim().parse().context("a quantile is a number")?;
+        if let Some((value, lower, upper)) = quantile(&after, q) {
+            out.insert(
+                q.to_string(),
+                json!({ "value": value, "bucket_lower": lower, "bucket_upper": if upper.is_finite() { json!(upper) } else { json!("+Inf") } }),
+            );
+        }
+    }
+    Ok(json!({
+        "count": count,
+        "mean": if count > 0.0 { sum / count } else { 0.0 },
+        "quantiles": out,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_lines_parse_with_or_without_colour() {
+        let plain = "2026-03-01T10:00:01.500000Z DEBUG touchline::pipeline: batch written messages=20000 rows=19900 dead_letters=100 prepare_ms=80 total_ms=400";
+        let coloured = "\u{1b}[2m2026-03-01T10:00:03.500000Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m \u{1b}[2mtouchline::pipeline\u{1b}[0m\u{1b}[2m:\u{1b}[0m batch written \u{1b}[3mmessages\u{1b}[0m\u{1b}[2m=\u{1b}[0m5000";
+        let a = parse_batch(plain).expect("plain");
+        assert_eq!(a.messages, 20_000);
+        let b = parse_batch(coloured);
+        // Colour splits `messages=5000` into separate spans; stripped, it is whole.
+        assert_eq!(b.map(|b| b.messages), Some(5000));
+        assert!(parse_batch("2026-03-01T10:00:01Z INFO subscribed").is_none());
+        let rate = rate_of(vec![a, b.expect("coloured")]);
+        assert_eq!(rate["messages"], 25_000);
+        assert!((rate["messages_per_s"].as_f64().expect("rate") - 2500.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let scrape = "# TYPE x histogram\nx_bucket{le=\"0.1\"} 0\nx_bucket{le=\"0.2\"} 50\nx_bucket{le=\"0.4\"} 100\nx_bucket{le=\"+Inf\"} 100\nx_sum 20\nx_count 100\n";
+        let (b, sum) = buckets(scrape, "x").expect("parses");
+        assert!((sum - 20.0).abs() < 1e-9);
+        let (p50, lo, hi) = quantile(&b, 0.5).expect("p50");
+        assert!((p50 - 0.2).abs() < 1e-9 && (lo - 0.1).abs() < 1e-9 && (hi - 0.2).abs() < 1e-9);
+        let (p99, _, hi) = quantile(&b, 0.99).expect("p99");
+        assert!((p99 - 0.396).abs() < 1e-9 && (hi - 0.4).abs() < 1e-9);
+    }
+}
