@@ -78,6 +78,15 @@ fn main() {
     divan::main();
 }
 
+/// Where the benchmarked messages are said to come from.
+fn position() -> SourcePosition {
+    SourcePosition {
+        topic: "cx.chatbot.events".into(),
+        partition: 3,
+        offset: 123_456,
+    }
+}
+
 /// Cycles through `items`, one per benchmark input.
 fn each<T: Sync>(items: &'static [T]) -> impl Fn() -> &'static T + Sync {
     let next = AtomicUsize::new(0);
@@ -134,11 +143,7 @@ fn build_row(bencher: divan::Bencher) {
         .map(|r| normalise(r, NOW_MS).expect("valid"))
         .collect();
     let events: &'static [_] = Box::leak(events.into_boxed_slice());
-    let position = SourcePosition {
-        topic: "cx.chatbot.events".into(),
-        partition: 3,
-        offset: 123_456,
-    };
+    let position = position();
     let next = each(events);
     bencher.with_inputs(&next).bench_values(|event| {
         TimelineRow::new(
@@ -154,11 +159,7 @@ fn build_row(bencher: divan::Bencher) {
 #[divan::bench]
 fn bytes_to_row(bencher: divan::Bencher) {
     let sample = sample();
-    let position = SourcePosition {
-        topic: "cx.chatbot.events".into(),
-        partition: 3,
-        offset: 123_456,
-    };
+    let position = position();
     let next = each(&sample.framed);
     bencher.with_inputs(&next).bench_values(|(channel, bytes)| {
         let record = block_on(sample.decoder.decode(*channel, bytes)).expect("decodes");
@@ -173,11 +174,7 @@ fn bytes_to_row(bencher: divan::Bencher) {
 #[divan::bench]
 fn bytes_to_row_cached(bencher: divan::Bencher) {
     let sample = sample();
-    let position = SourcePosition {
-        topic: "cx.chatbot.events".into(),
-        partition: 3,
-        offset: 123_456,
-    };
+    let position = position();
     let next = each(&sample.framed);
     let cache = std::sync::Mutex::new(PhoneCache::new(100_000));
     bencher.with_inputs(&next).bench_values(|(channel, bytes)| {
