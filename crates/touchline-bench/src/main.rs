@@ -11,7 +11,6 @@
 //!   end-to-end figure. With `--timestamps` it also writes each message's
 //!   position and broker timestamp, which `scripts/bench` joins with the
 //!   timeline rows to measure latency.
-//!
 //! - `batch-rate`: Touchline's steady drain rate from its debug logs (the
 //!   `batch written` lines of one or more instances).
 //! - `histogram`: quantiles of a Prometheus histogram scraped from
@@ -76,12 +75,6 @@ enum Command {
         /// producer's create time.
         #[arg(long)]
         log_append_time: bool,
-    },
-    /// Delete the four source topics under a prefix, and the identity-link
-    /// topic under it (missing topics are ignored).
-    DeleteTopics {
-        #[command(flatten)]
-        kafka: KafkaArgs,
     },
     /// Print how many messages the four topics hold.
     Count {
@@ -162,7 +155,6 @@ fn main() -> anyhow::Result<()> {
                 partitions,
                 log_append_time,
             } => create_topics(&kafka, partitions, log_append_time).await,
-            Command::DeleteTopics { kafka } => delete_topics(&kafka).await,
             Command::Count { kafka } => count(&kafka),
             Command::Drain(args) => drain(args).await,
             Command::BatchRate { logs } => stats::batch_rate(&logs),
@@ -216,26 +208,6 @@ async fn create_topics(
         }
     }
     Ok(json!({ "created": created, "partitions": partitions }))
-}
-
-async fn delete_topics(kafka: &KafkaArgs) -> anyhow::Result<serde_json::Value> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
-        .create()
-        .context("cannot create a Kafka admin client")?;
-    let mut names = topics(&kafka.topic_prefix);
-    names.push(format!("{}touchline.identity.links", kafka.topic_prefix));
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let mut deleted = Vec::new();
-    for result in admin.delete_topics(&names, &options).await? {
-        match result {
-            Ok(name) => deleted.push(name),
-            Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((name, code)) => bail!("cannot delete topic {name}: {code}"),
-        }
-    }
-    Ok(json!({ "deleted": deleted }))
 }
 
 /// High watermark (and low) of every partition of the four topics.
@@ -292,9 +264,11 @@ async fn drain(args: DrainArgs) -> anyhow::Result<serde_json::Value> {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     let mut timestamps = match &args.timestamps {
-        Some(path) => Some(BufWriter::new(File::create(path).with_context(|| {
-            format!("cannot create {}", path.display())
-        })?)),
+        Some(path) => {
+            Some(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot create {}", path.display())
+            })?))
+        }
         None => None,
     };
     // Next offset to read of each partition; a partition is done at its end.

@@ -213,7 +213,11 @@ mod cache_tests {
         let mut cache = PhoneCache::new(2);
         for round in 0..3 {
             for raw in raws {
-                assert_eq!(cache.phone(raw), Identifier::phone(raw), "{raw} in round {round}");
+                assert_eq!(
+                    cache.phone(raw),
+                    Identifier::phone(raw),
+                    "{raw} in round {round}"
+                );
                 assert!(cache.len() <= 4);
             }
         }
@@ -243,7 +247,10 @@ mod cache_tests {
         });
         let mut cache = PhoneCache::new(16);
         for _ in 0..2 {
-            assert_eq!(identifiers_cached(&record, &mut cache), identifiers(&record));
+            assert_eq!(
+                identifiers_cached(&record, &mut cache),
+                identifiers(&record)
+            );
         }
         assert_eq!(cache.hits_and_misses(), (1, 1));
     }
