@@ -10,6 +10,7 @@ pub mod contact;
 pub mod event;
 pub mod identity;
 pub mod normalise;
+pub mod privacy;
 pub mod source;
 
 pub use event::{Channel, Scores, Topic, UnifiedEvent};
@@ -17,4 +18,5 @@ pub use identity::{
     customer_id, identifiers, CustomerId, IdKind, Identifier, IdentifierError, IdentityGraph,
 };
 pub use normalise::{normalise, NormaliseError};
+pub use privacy::{Fingerprint, Pseudonymiser};
 pub use source::SourceRecord;

@@ -19,7 +19,7 @@ use touchline_model::Channel;
 
 use crate::config::{
     ClickHouseSettings, Config, RegistrySettings, SaslMechanism, Secret, SecurityProtocol,
-    DEFAULTS_TOML,
+    TextChannel, DEFAULTS_TOML,
 };
 use crate::health::{Probe, Readiness};
 use crate::identity::Identity;
@@ -136,6 +136,24 @@ pub enum Command {
         #[command(flatten)]
         clickhouse: ClickHouseArgs,
     },
+    /// Print the form in which ClickHouse stores an identifier, to look a
+    /// customer up.
+    ///
+    /// IDENTIFIER is typed, `<kind>:<value>` (`email:kim@example.com`,
+    /// `phone:010-1234-5678`, `social:instagram:@kim`, `account:AC1`), and is
+    /// normalised first. With `privacy.pseudonymisation` on, emails, phone
+    /// numbers and social handles print as their keyed hash: search
+    /// `cx.v_identities` (column identifier) or `cx.v_timeline` for that.
+    #[command(
+        after_help = "Examples:\n  touchline pseudonym 'email:Kim@Example.com'\n  touchline --config touchline.toml pseudonym 'phone:010-1234-5678'"
+    )]
+    Pseudonym {
+        /// The identifier, `<kind>:<value>`.
+        #[arg(value_name = "IDENTIFIER")]
+        identifier: String,
+        #[command(flatten)]
+        privacy: PrivacyArgs,
+    },
     /// Check a configuration file, show the configuration in effect, or print
     /// the defaults.
     #[command(subcommand, after_help = CONFIG_EXAMPLES)]
@@ -179,6 +197,37 @@ pub struct SettingsArgs {
     pub clickhouse: ClickHouseArgs,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Privacy")]
+pub struct PrivacyArgs {
+    /// Store emails, phone numbers, social handles and customer ids only as
+    /// keyed hashes (HMAC-SHA256) [default: false]
+    #[arg(long, env = "TOUCHLINE_PSEUDONYMISATION", value_name = "BOOL")]
+    pub pseudonymisation: Option<bool>,
+    /// The HMAC key, at least 32 bytes
+    #[arg(
+        long,
+        env = "TOUCHLINE_PSEUDONYMISATION_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub pseudonymisation_key: Option<Secret>,
+    /// File holding the HMAC key (e.g. a mounted secret)
+    #[arg(long, env = "TOUCHLINE_PSEUDONYMISATION_KEY_FILE", value_name = "FILE")]
+    pub pseudonymisation_key_file: Option<PathBuf>,
+    /// Channels whose message text is stored, comma-separated: chatbot,
+    /// social [default: none]
+    #[arg(
+        long,
+        env = "TOUCHLINE_STORE_TEXT",
+        value_name = "CHANNEL,...",
+        value_delimiter = ','
+    )]
+    pub store_text: Option<Vec<TextChannel>>,
 }
 
 #[derive(Debug, Args)]
@@ -497,7 +546,25 @@ impl SettingsArgs {
             pipeline.max_message_bytes,
         );
         set(&mut config.metrics_addr, pipeline.metrics_addr);
-        Ok(())
+        self.privacy.apply(config)
+    }
+}
+
+impl PrivacyArgs {
+    fn apply(&self, config: &mut Config) -> anyhow::Result<()> {
+        let privacy = &mut config.privacy;
+        set(&mut privacy.pseudonymisation, self.pseudonymisation);
+        set(&mut privacy.store_text, self.store_text.clone());
+        set_secret(
+            "privacy.pseudonymisation_key",
+            "pseudonymisation-key",
+            self.pseudonymisation_key.clone(),
+            self.pseudonymisation_key_file.clone(),
+            (
+                &mut privacy.pseudonymisation_key,
+                &mut privacy.pseudonymisation_key_file,
+            ),
+        )
     }
 }
 
@@ -660,6 +727,19 @@ impl Cli {
                 let config = configure(file, |c| clickhouse.apply(&mut c.clickhouse))?;
                 print_summary(&connect(&config.clickhouse).await?).await
             }
+            Command::Pseudonym {
+                identifier,
+                privacy,
+            } => {
+                let config = configure(file, |c| privacy.apply(c))?;
+                let pseudonymiser = config.privacy.pseudonymiser()?;
+                // The error names the rule, never the value.
+                let stored = pseudonymiser
+                    .stored_typed(&identifier)
+                    .map_err(|error| anyhow::anyhow!("not an identifier: {error}"))?;
+                println!("{stored}");
+                Ok(())
+            }
             Command::Config(command) => config_command(file, command),
         }
     }
@@ -741,7 +821,13 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         readiness.clone(),
     )?;
     let probe = tokio::spawn(probe.run(services_stop));
-    let identity = Identity::new(&client, &config.kafka.topic_prefix, metrics.clone()).await?;
+    let identity = Identity::new(
+        &client,
+        &config.kafka.topic_prefix,
+        config.privacy.pseudonymiser()?,
+        metrics.clone(),
+    )
+    .await?;
     let shutdown = shutdown_signal();
     let mut stopping = shutdown.clone();
     tokio::spawn(async move {

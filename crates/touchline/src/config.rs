@@ -42,6 +42,8 @@ pub struct Config {
     pub clickhouse: ClickHouseSettings,
     /// How `touchline run` batches.
     pub pipeline: PipelineSettings,
+    /// Pseudonymisation and free text.
+    pub privacy: PrivacySettings,
 }
 
 /// `[kafka]`: brokers, topics, consumer group and security.
@@ -196,6 +198,94 @@ pub struct PipelineSettings {
     pub max_message_bytes: usize,
 }
 
+/// `[privacy]`: what customer data reaches ClickHouse, and in which form.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySettings {
+    /// Store emails, phone numbers and social handles (and customer ids) only
+    /// as keyed hashes. Default false.
+    pub pseudonymisation: bool,
+    /// The HMAC key, at least 32 bytes.
+    pub pseudonymisation_key: Option<Secret>,
+    /// File holding the HMAC key.
+    pub pseudonymisation_key_file: Option<PathBuf>,
+    /// Channels whose message text is stored (`chatbot`, `social`). Default
+    /// none.
+    pub store_text: Vec<TextChannel>,
+}
+
+/// A channel whose records carry free text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TextChannel {
+    Chatbot,
+    Social,
+}
+
+impl TextChannel {
+    const ALL: [TextChannel; 2] = [TextChannel::Chatbot, TextChannel::Social];
+
+    pub fn as_str(self) -> &'static str {
+        self.channel().as_str()
+    }
+
+    /// The channel itself.
+    pub fn channel(self) -> touchline_model::Channel {
+        match self {
+            TextChannel::Chatbot => touchline_model::Channel::Chatbot,
+            TextChannel::Social => touchline_model::Channel::Social,
+        }
+    }
+}
+
+impl FromStr for TextChannel {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_named(text, &TextChannel::ALL, TextChannel::as_str)
+    }
+}
+
+impl<'de> Deserialize<'de> for TextChannel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for TextChannel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PrivacySettings {
+    /// The pseudonymiser this configuration asks for, reading the key file.
+    pub fn pseudonymiser(&self) -> anyhow::Result<touchline_model::Pseudonymiser> {
+        if !self.pseudonymisation {
+            return Ok(touchline_model::Pseudonymiser::disabled());
+        }
+        let key = read_secret(
+            "privacy.pseudonymisation_key",
+            self.pseudonymisation_key.as_ref(),
+            self.pseudonymisation_key_file.as_deref(),
+        )?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "privacy.pseudonymisation is on but no key is set: set \
+                 privacy.pseudonymisation_key_file (or _key)"
+            )
+        })?;
+        touchline_model::Pseudonymiser::keyed(key.expose().as_bytes())
+            .context("privacy.pseudonymisation_key cannot be used")
+    }
+
+    /// The channels whose message text is stored.
+    pub fn text_channels(&self) -> Vec<touchline_model::Channel> {
+        self.store_text.iter().map(|c| c.channel()).collect()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -204,6 +294,7 @@ impl Default for Config {
             schema_registry: RegistrySettings::default(),
             clickhouse: ClickHouseSettings::default(),
             pipeline: PipelineSettings::default(),
+            privacy: PrivacySettings::default(),
         }
     }
 }
@@ -368,6 +459,25 @@ batch_linger_ms = 500
 # Larger messages become dead letters (reason too_large).
 # env TOUCHLINE_MAX_MESSAGE_BYTES, flag --max-message-bytes
 max_message_bytes = 1048576
+
+# What customer data reaches ClickHouse (docs/design/20261122_privacy.md).
+[privacy]
+# Store emails, phone numbers and social handles, and customer ids, only as
+# keyed hashes (HMAC-SHA256): `email:` and 32 hex digits. Identity resolution
+# works the same; `touchline pseudonym IDENTIFIER` prints the stored form to
+# look a customer up. Changing the key changes every stored form.
+# env TOUCHLINE_PSEUDONYMISATION, flag --pseudonymisation
+pseudonymisation = false
+# The HMAC key (at least 32 bytes, e.g. `openssl rand -hex 32`), or a file
+# holding it; required with pseudonymisation. Never logged.
+# env TOUCHLINE_PSEUDONYMISATION_KEY, flag --pseudonymisation-key
+# pseudonymisation_key = "..."
+# env TOUCHLINE_PSEUDONYMISATION_KEY_FILE, flag --pseudonymisation-key-file
+# pseudonymisation_key_file = "/etc/touchline/secrets/pseudonymisation-key"
+# Channels whose message text (chatbot and social messages) is stored in
+# cx.message_texts; unset: no text is stored.
+# env TOUCHLINE_STORE_TEXT, flag --store-text
+# store_text = ["chatbot", "social"]
 "#;
 
 /// A password or other secret. Its `Debug` never shows it.
@@ -724,6 +834,39 @@ impl Config {
             clickhouse.password_file.is_some(),
         );
 
+        let privacy = &self.privacy;
+        let has_key =
+            privacy.pseudonymisation_key.is_some() || privacy.pseudonymisation_key_file.is_some();
+        if privacy.pseudonymisation && !has_key {
+            problem(
+                "privacy.pseudonymisation is on but neither privacy.pseudonymisation_key nor \
+                 privacy.pseudonymisation_key_file is set"
+                    .into(),
+            );
+        }
+        if !privacy.pseudonymisation && has_key {
+            problem(
+                "privacy.pseudonymisation_key is set but privacy.pseudonymisation is off: turn \
+                 it on, or remove the key"
+                    .into(),
+            );
+        }
+        if let Some(key) = &privacy.pseudonymisation_key {
+            let length = key.expose().len();
+            if length < touchline_model::privacy::MIN_KEY_BYTES {
+                problem(format!(
+                    "privacy.pseudonymisation_key has {length} bytes: use at least {} (e.g. `openssl rand -hex 32`)",
+                    touchline_model::privacy::MIN_KEY_BYTES
+                ));
+            }
+        }
+        both_secrets(
+            &mut problem,
+            "privacy.pseudonymisation_key",
+            privacy.pseudonymisation_key.is_some(),
+            privacy.pseudonymisation_key_file.is_some(),
+        );
+
         let pipeline = &self.pipeline;
         if pipeline.batch_max_messages == 0 {
             problem("pipeline.batch_max_messages is 0: a batch needs at least 1 message".into());
@@ -770,6 +913,10 @@ impl Config {
                 &self.schema_registry.password_file,
             ),
             ("clickhouse.password_file", &self.clickhouse.password_file),
+            (
+                "privacy.pseudonymisation_key_file",
+                &self.privacy.pseudonymisation_key_file,
+            ),
         ];
         files
             .into_iter()

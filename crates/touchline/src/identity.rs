@@ -24,6 +24,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use touchline_clickhouse::{IdentityRow, SinkError, Warehouse};
 use touchline_model::identity::{Identifier, IdentityGraph};
+use touchline_model::Pseudonymiser;
 
 use crate::metrics::Metrics;
 use crate::pipeline::{now_micros, retry};
@@ -38,6 +39,8 @@ const LINK_PARTITION: i32 = 0;
 pub struct Identity {
     topic: String,
     producer: FutureProducer,
+    /// Every identifier and customer id reaches ClickHouse through it.
+    pseudonymiser: Pseudonymiser,
     graph: Mutex<IdentityGraph>,
     /// Hashes of the link sets applied or produced by this instance.
     known: Mutex<HashSet<u64>>,
@@ -54,6 +57,7 @@ impl Identity {
     pub async fn new(
         client: &ClientConfig,
         topic_prefix: &str,
+        pseudonymiser: Pseudonymiser,
         metrics: Metrics,
     ) -> anyhow::Result<Arc<Identity>> {
         let topic = format!("{topic_prefix}{LINK_TOPIC}");
@@ -67,6 +71,7 @@ impl Identity {
         Ok(Arc::new(Identity {
             topic,
             producer,
+            pseudonymiser,
             graph: Mutex::new(IdentityGraph::new()),
             known: Mutex::new(HashSet::new()),
             hasher: std::collections::hash_map::RandomState::new(),
@@ -112,10 +117,18 @@ impl Identity {
         Ok(())
     }
 
-    /// The typed form of an event's identity key (its first identifier in
+    /// The stored form of an event's identity key (its first identifier in
     /// anchor order), or empty.
-    pub fn key_of(set: &[Identifier]) -> String {
-        set.first().map(Identifier::as_string).unwrap_or_default()
+    pub fn key_of(&self, set: &[Identifier]) -> String {
+        set.first()
+            .map(|id| self.pseudonymiser.stored(id))
+            .unwrap_or_default()
+    }
+
+    /// How identifiers and customer ids are stored: the one conversion every
+    /// writer of identifiers uses.
+    pub fn pseudonymiser(&self) -> &Pseudonymiser {
+        &self.pseudonymiser
     }
 
     /// Whether every link up to `end` (the link topic's high watermark at
@@ -228,14 +241,20 @@ impl Identity {
                 .identifiers
                 .set(i64::try_from(graph.len()).unwrap_or(i64::MAX));
             let now = now_micros();
+            let stored = &self.pseudonymiser;
+            // A changed identifier is in the graph, so it has an anchor; the
+            // customer id is recomputed from it, keyed when pseudonymised.
             changes
                 .into_iter()
-                .map(|(id, customer)| {
-                    let anchor = graph
-                        .anchor_of(&id)
-                        .map(|a| a.as_string())
-                        .unwrap_or_default();
-                    IdentityRow::new(id.as_string(), customer.as_string(), anchor, version, now)
+                .filter_map(|(id, _)| {
+                    let anchor = graph.anchor_of(&id)?;
+                    Some(IdentityRow::new(
+                        stored.stored(&id),
+                        stored.customer_id(&anchor),
+                        stored.stored(&anchor),
+                        version,
+                        now,
+                    ))
                 })
                 .collect()
         };

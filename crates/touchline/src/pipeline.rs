@@ -380,7 +380,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 *prepared.written_by_channel.entry(channel).or_default() += 1;
                 prepared.timeline.push(TimelineRow::new(
                     &event,
-                    Identity::key_of(&ids),
+                    self.sink.identity.key_of(&ids),
                     &position,
                     now_us,
                 ));

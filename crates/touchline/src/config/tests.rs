@@ -49,6 +49,12 @@ fn every_key_set() -> Config {
             batch_linger_ms: 1,
             max_message_bytes: 100,
         },
+        privacy: PrivacySettings {
+            pseudonymisation: true,
+            pseudonymisation_key: Some(Secret::new("pseudonymisation key of 32 bytes!")),
+            pseudonymisation_key_file: None,
+            store_text: vec![TextChannel::Chatbot, TextChannel::Social],
+        },
     }
 }
 
@@ -105,6 +111,7 @@ fn the_defaults_file_lists_every_key() {
         "kafka.sasl.password_file",
         "schema_registry.password_file",
         "clickhouse.password_file",
+        "privacy.pseudonymisation_key_file",
     ] {
         expected.insert(file_key.to_owned());
     }
@@ -239,6 +246,22 @@ fn inconsistent_settings_are_reported_by_key() {
             "[pipeline]\nmax_message_bytes = 5",
             "pipeline.max_message_bytes",
         ),
+        (
+            "[privacy]\npseudonymisation = true",
+            "neither privacy.pseudonymisation_key nor privacy.pseudonymisation_key_file is set",
+        ),
+        (
+            "[privacy]\npseudonymisation_key_file = \"k\"",
+            "privacy.pseudonymisation is off",
+        ),
+        (
+            "[privacy]\npseudonymisation = true\npseudonymisation_key = \"short\"",
+            "privacy.pseudonymisation_key has 5 bytes",
+        ),
+        (
+            "[privacy]\npseudonymisation = true\npseudonymisation_key = \"0123456789abcdef0123456789abcdef\"\npseudonymisation_key_file = \"k\"",
+            "privacy.pseudonymisation_key and privacy.pseudonymisation_key_file are both set",
+        ),
     ];
     for (text, expected) in cases {
         let config = Config::from_toml(text).expect(text);
@@ -298,6 +321,7 @@ fn debug_output_never_shows_a_secret() {
         "registry password",
         "clickhouse password",
         "keystore password",
+        "pseudonymisation key",
     ] {
         assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         assert!(!printed.contains(secret), "{secret} leaked in {printed}");
@@ -348,4 +372,35 @@ fn a_file_that_cannot_be_read_or_parsed_is_named() {
     assert!(error.contains("bad.toml"), "{error}");
     assert!(error.contains("brokerz"), "{error}");
     assert!(error.contains("line 2"), "{error}");
+}
+
+#[test]
+fn the_pseudonymisation_key_comes_from_its_file_and_text_channels_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("key");
+    std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").expect("write");
+    let config = Config::from_toml(&format!(
+        "[privacy]\npseudonymisation = true\npseudonymisation_key_file = {:?}\nstore_text = [\"Chatbot\"]",
+        file.display().to_string()
+    ))
+    .expect("parses");
+    assert!(config.problems().is_empty(), "{:?}", config.problems());
+    let keyed = config.privacy.pseudonymiser().expect("reads the key");
+    let inline = touchline_model::Pseudonymiser::keyed(b"0123456789abcdef0123456789abcdef")
+        .expect("long enough");
+    let email = touchline_model::Identifier::parse("email:kim@example.com").expect("valid");
+    assert_eq!(keyed.stored(&email), inline.stored(&email));
+    assert_eq!(
+        config.privacy.text_channels(),
+        [touchline_model::Channel::Chatbot]
+    );
+    assert!(!Config::default()
+        .privacy
+        .pseudonymiser()
+        .expect("off")
+        .is_enabled());
+    let error = Config::from_toml("[privacy]\nstore_text = [\"app\"]")
+        .expect_err("app has no text")
+        .to_string();
+    assert!(error.contains("chatbot, social"), "{error}");
 }
