@@ -13,6 +13,8 @@
 //! start-up that the tables it writes have the columns it writes.
 
 pub mod dead_letters;
+pub mod derived;
+pub mod erasure;
 mod error;
 pub mod migrate;
 pub mod rows;
@@ -20,5 +22,5 @@ pub mod summary;
 mod warehouse;
 
 pub use error::SinkError;
-pub use rows::{DeadLetterRow, IdentityRow, SourcePosition, Table, TimelineRow};
+pub use rows::{DeadLetterRow, IdentityRow, SourcePosition, Table, TextRow, TimelineRow};
 pub use warehouse::{ClickHouseConfig, ServerVersion, Warehouse};

@@ -12,7 +12,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::error::SinkError;
-use crate::rows::{DeadLetterRow, IdentityRow, Table, TimelineRow};
+use crate::rows::{DeadLetterRow, IdentityRow, Table, TextRow, TimelineRow};
 use crate::warehouse::Warehouse;
 
 /// One schema change.
@@ -39,6 +39,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_dead_letters"),
     migration!(3, "0003_identities"),
     migration!(4, "0004_dead_letter_keys"),
+    migration!(5, "0005_contacts_journeys"),
+    migration!(6, "0006_privacy"),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS {database}.schema_migrations \
@@ -130,7 +132,7 @@ struct ColumnRow {
 /// so that a missing migration fails at start-up with a clear message instead
 /// of at the first insert.
 pub async fn check(warehouse: &Warehouse) -> Result<(), SinkError> {
-    let expected: [(&str, &[&str]); 3] = [
+    let expected: [(&str, &[&str]); 4] = [
         (
             <TimelineRow as Table>::NAME,
             <TimelineRow as Row>::COLUMN_NAMES,
@@ -143,6 +145,7 @@ pub async fn check(warehouse: &Warehouse) -> Result<(), SinkError> {
             <IdentityRow as Table>::NAME,
             <IdentityRow as Row>::COLUMN_NAMES,
         ),
+        (<TextRow as Table>::NAME, <TextRow as Row>::COLUMN_NAMES),
     ];
     for (table, columns) in expected {
         let present: Vec<String> = warehouse

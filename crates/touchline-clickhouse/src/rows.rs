@@ -21,6 +21,10 @@ impl Table for IdentityRow {
     const NAME: &'static str = "identity_assignments";
 }
 
+impl Table for TextRow {
+    const NAME: &'static str = "message_texts";
+}
+
 /// Where a message was read: its topic, partition and offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePosition {
@@ -123,6 +127,39 @@ impl IdentityRow {
     }
 }
 
+/// A row of `message_texts`: an event's free text, for the channels whose
+/// text the configuration stores.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct TextRow {
+    pub event_id: String,
+    /// `Enum8` code of the channel.
+    pub channel: i8,
+    /// Seconds since the Unix epoch, UTC.
+    pub occurred_at: u32,
+    /// Empty when the event belongs to no contact.
+    pub contact_id: String,
+    /// As in `timeline_events`.
+    pub identity_key: String,
+    pub text: String,
+    /// As in `timeline_events`: the newest delivery wins.
+    pub version: u64,
+}
+
+impl TextRow {
+    /// The text row of `event`, whose timeline row is `timeline`.
+    pub fn new(timeline: &TimelineRow, text: &str) -> Self {
+        TextRow {
+            event_id: timeline.event_id.clone(),
+            channel: timeline.channel,
+            occurred_at: timeline.occurred_at,
+            contact_id: timeline.contact_id.clone(),
+            identity_key: timeline.identity_key.clone(),
+            text: text.to_owned(),
+            version: timeline.version,
+        }
+    }
+}
+
 /// A row of `dead_letter_log`.
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
 pub struct DeadLetterRow {
@@ -168,7 +205,7 @@ impl DeadLetterRow {
 
 /// DateTime columns hold unsigned 32-bit seconds; the normaliser has already
 /// rejected times outside 2000..now+1d, so clamping never bites real data.
-fn epoch_seconds(seconds: i64) -> u32 {
+pub(crate) fn epoch_seconds(seconds: i64) -> u32 {
     u32::try_from(seconds.max(0)).unwrap_or(u32::MAX)
 }
 

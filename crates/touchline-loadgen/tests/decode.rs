@@ -156,7 +156,7 @@ async fn valid_messages_decode_and_the_normaliser_agrees_with_the_truth() {
 /// generator derives from its own knowledge of the simulation.
 #[tokio::test]
 async fn contacts_from_the_decoded_messages_agree_with_the_truth() {
-    use touchline_model::contact::{contact, contact_fact, ContactFact};
+    use touchline_model::contact::{contact, contact_fact, ContactFact, ContactKey};
 
     let generated = generated();
     let ids = SchemaIds::sequential();
@@ -173,8 +173,10 @@ async fn contacts_from_the_decoded_messages_agree_with_the_truth() {
             .await
             .expect("decodes");
         let event = touchline_model::normalise(&record, now_ms).expect("normalises");
-        let identifiers = touchline_model::identifiers(&record);
-        if let Some(fact) = contact_fact(&record, &event, identifiers) {
+        let key = touchline_model::identifiers(&record)
+            .first()
+            .map(ContactKey::plain);
+        if let Some(fact) = contact_fact(&record, &event, key) {
             facts.entry(fact.contact_id.clone()).or_default().push(fact);
         }
     }

@@ -15,8 +15,28 @@
 use sha2::{Digest, Sha256};
 
 use crate::event::{Channel, Scores, Topic, UnifiedEvent};
-use crate::identity::Identifier;
+use crate::identity::{IdKind, Identifier};
 use crate::source::SourceRecord;
+
+/// An event's identity key (its first identifier in anchor order) as it is
+/// stored: its kind, for the anchor order, and its stored form (the typed
+/// normal form, or a keyed hash of it when identifiers are pseudonymised).
+/// Ordered as the anchor order is: kind first, then the stored form.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContactKey {
+    pub kind: IdKind,
+    pub stored: String,
+}
+
+impl ContactKey {
+    /// The key of `id` stored as its typed normal form.
+    pub fn plain(id: &Identifier) -> ContactKey {
+        ContactKey {
+            kind: id.kind(),
+            stored: id.as_string(),
+        }
+    }
+}
 
 /// Who wrote an event of a contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,8 +74,8 @@ pub struct ContactFact {
     pub handle_seconds: Option<u32>,
     pub abandoned: bool,
     pub scores: Scores,
-    /// The event's identifiers, in anchor order.
-    pub identifiers: Vec<Identifier>,
+    /// The event's identity key, if it has an identifier.
+    pub identity_key: Option<ContactKey>,
 }
 
 /// The fact an event contributes to its contact; `None` when the event
@@ -63,7 +83,7 @@ pub struct ContactFact {
 pub fn contact_fact(
     record: &SourceRecord,
     event: &UnifiedEvent,
-    identifiers: Vec<Identifier>,
+    identity_key: Option<ContactKey>,
 ) -> Option<ContactFact> {
     let contact_id = event.contact_id.clone()?;
     let mut fact = ContactFact {
@@ -80,7 +100,7 @@ pub fn contact_fact(
         handle_seconds: None,
         abandoned: false,
         scores: event.scores,
-        identifiers,
+        identity_key,
     };
     match record {
         SourceRecord::Chatbot(e) => {
@@ -145,7 +165,7 @@ pub struct Contact {
     /// Calls: `CALL_ABANDONED`.
     pub abandoned: bool,
     /// Its first identifier in anchor order over all its events, if any.
-    pub identity_key: Option<Identifier>,
+    pub identity_key: Option<ContactKey>,
     /// Its distinct events.
     pub events: usize,
 }
@@ -202,7 +222,7 @@ pub fn contact(facts: &[ContactFact]) -> Option<Contact> {
         abandoned: opening.is_some_and(|f| f.abandoned),
         identity_key: facts
             .iter()
-            .flat_map(|f| f.identifiers.iter())
+            .filter_map(|f| f.identity_key.as_ref())
             .min()
             .cloned(),
         events: facts.len(),

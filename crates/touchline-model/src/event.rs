@@ -41,6 +41,11 @@ impl Channel {
         }
     }
 
+    /// The channel of a ClickHouse `Enum8` code.
+    pub fn from_code(code: i8) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.code() == code)
+    }
+
     /// Stable code of the channel in ClickHouse `Enum8` columns.
     pub fn code(self) -> i8 {
         match self {
@@ -103,6 +108,11 @@ impl Topic {
             Topic::Technical => "technical",
             Topic::Other => "other",
         }
+    }
+
+    /// The topic of a ClickHouse `Enum8` code.
+    pub fn from_code(code: i8) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.code() == code)
     }
 
     /// Stable code of the topic in ClickHouse `Enum8` columns.

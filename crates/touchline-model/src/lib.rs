@@ -9,6 +9,7 @@
 pub mod contact;
 pub mod event;
 pub mod identity;
+pub mod metrics;
 pub mod normalise;
 pub mod privacy;
 pub mod source;

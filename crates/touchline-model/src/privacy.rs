@@ -222,6 +222,50 @@ pub fn free_text(record: &SourceRecord) -> Option<&str> {
     (!text.trim().is_empty()).then_some(text)
 }
 
+/// What to look for in raw upstream bytes (dead letters) to find a
+/// customer's messages, which were never parsed into identifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Needle {
+    /// A substring, matched case-insensitively.
+    Text(String),
+    /// A run of digits within the bytes' digits (separators removed): the
+    /// national significant number of a phone, however it was written
+    /// (`010-1234-5678`, `+82 10 1234 5678`, `01012345678`).
+    Digits(String),
+}
+
+/// Shortest text needle worth matching: shorter ones (a handle `kim`)
+/// would match unrelated messages.
+const MIN_NEEDLE: usize = 4;
+
+/// The needles that find `id` in raw bytes: an email as written (any case),
+/// a phone by its national number's digits, a social handle, an account,
+/// device or visitor id as written. Values shorter than 4 characters give
+/// none.
+pub fn raw_needles(id: &Identifier) -> Vec<Needle> {
+    let value = id.value();
+    let text = match id.kind() {
+        IdKind::Email => value,
+        IdKind::Phone => {
+            let digits = phonenumber::parse(None, value)
+                .map(|number| number.national().value().to_string())
+                .unwrap_or_else(|_| value.chars().filter(char::is_ascii_digit).collect());
+            return if digits.len() >= MIN_NEEDLE {
+                vec![Needle::Digits(digits)]
+            } else {
+                Vec::new()
+            };
+        }
+        IdKind::Social => value.split_once(':').map_or(value, |(_, handle)| handle),
+        IdKind::Account | IdKind::Device | IdKind::Visitor => value,
+    };
+    if text.chars().count() >= MIN_NEEDLE {
+        vec![Needle::Text(text.to_owned())]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Channels whose records carry free text ([`free_text`]).
 pub const TEXT_CHANNELS: [Channel; 2] = [Channel::Chatbot, Channel::Social];
 
@@ -325,6 +369,29 @@ mod tests {
         assert!(keyed.stored(&email).ends_with(&print.to_string()[..32]));
         assert_ne!(Pseudonymiser::disabled().fingerprint(&email), print);
         assert_eq!(Fingerprint::parse_hex("xyz"), None);
+    }
+
+    #[test]
+    fn needles_find_identifiers_as_the_sources_write_them() {
+        let needles = |typed: &str| raw_needles(&id(typed));
+        assert_eq!(
+            needles("email:Kim@Example.com"),
+            [Needle::Text("kim@example.com".into())]
+        );
+        assert_eq!(
+            needles("phone:010-1234-5678"),
+            [Needle::Digits("1012345678".into())]
+        );
+        assert_eq!(
+            needles("phone:+1 650 253 0000"),
+            [Needle::Digits("6502530000".into())]
+        );
+        assert_eq!(
+            needles("social:instagram:@Kim.Lee"),
+            [Needle::Text("kim.lee".into())]
+        );
+        assert_eq!(needles("social:x:kim"), []);
+        assert_eq!(needles("device:d-12345"), [Needle::Text("d-12345".into())]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::config::{
     ClickHouseSettings, Config, RegistrySettings, SaslMechanism, Secret, SecurityProtocol,
     TextChannel, DEFAULTS_TOML,
 };
+use crate::derive::{Deriver, MarkProducer};
 use crate::health::{Probe, Readiness};
 use crate::identity::Identity;
 use crate::metrics::{self, Metrics};
@@ -136,6 +137,23 @@ pub enum Command {
         #[command(flatten)]
         clickhouse: ClickHouseArgs,
     },
+    /// Erase a customer: every row in ClickHouse, its identity links, and
+    /// its later events.
+    ///
+    /// Finds the customer of IDENTIFIER (typed, `<kind>:<value>`) in the
+    /// identity graph, puts the fingerprints of all its identifiers on the
+    /// suppression list (running instances then drop its later events and
+    /// rebuild their graphs without them), tombstones its link sets in the
+    /// identity-link topic, waits --settle-seconds, and deletes its rows from
+    /// every table (timeline, identities, message texts, contacts, dead
+    /// letters that contain its identifiers, ...), checking that none is
+    /// left. Needs a ClickHouse user that may `ALTER TABLE ... DELETE` (the
+    /// migration user) and the same privacy settings as `touchline run`.
+    /// Prints counts only, never the identifiers.
+    #[command(
+        after_help = "Example:\n  touchline --config touchline.toml forget 'email:kim@example.com' --clickhouse-user touchline_admin"
+    )]
+    Forget(Box<ForgetArgs>),
     /// Print the form in which ClickHouse stores an identifier, to look a
     /// customer up.
     ///
@@ -456,6 +474,19 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The identifier, `<kind>:<value>`.
+    #[arg(value_name = "IDENTIFIER")]
+    pub identifier: String,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Seconds between suppressing and deleting: time for running instances
+    /// to read the suppression list and write the batch in hand.
+    #[arg(long, default_value_t = 15)]
+    pub settle_seconds: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -727,6 +758,29 @@ impl Cli {
                 let config = configure(file, |c| clickhouse.apply(&mut c.clickhouse))?;
                 print_summary(&connect(&config.clickhouse).await?).await
             }
+            Command::Forget(args) => {
+                let config = configure(file, |c| args.settings.apply(c))?;
+                let identifier = touchline_model::Identifier::parse(&args.identifier)
+                    .map_err(|error| anyhow::anyhow!("not an identifier: {error}"))?;
+                let warehouse = connect(&config.clickhouse).await?;
+                migrate::check(&warehouse).await?;
+                let report = crate::forget::forget(
+                    &config,
+                    &warehouse,
+                    &identifier,
+                    Duration::from_secs(args.settle_seconds),
+                )
+                .await?;
+                println!(
+                    "forgot 1 customer: {} identifiers suppressed, {} identity link sets \
+                     tombstoned, {} contacts",
+                    report.identifiers, report.link_sets, report.contacts
+                );
+                for erased in &report.erased {
+                    println!("  {:<22} {:>8} rows deleted", erased.table, erased.rows);
+                }
+                Ok(())
+            }
             Command::Pseudonym {
                 identifier,
                 privacy,
@@ -787,6 +841,8 @@ fn config_command(file: Option<&Path>, command: ConfigCommand) -> anyhow::Result
 
 async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
     tracing::info!(?config, "starting");
+    // From the start, so that a SIGTERM while connecting stops cleanly.
+    let shutdown = shutdown_signal();
     let warehouse = connect(&config.clickhouse).await?;
     migrate::check(&warehouse).await.with_context(|| {
         format!(
@@ -828,7 +884,7 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         metrics.clone(),
     )
     .await?;
-    let shutdown = shutdown_signal();
+    let marks = MarkProducer::new(&client, &config.kafka.topic_prefix).await?;
     let mut stopping = shutdown.clone();
     tokio::spawn(async move {
         if stopping.wait_for(|stop| *stop).await.is_ok() {
@@ -839,6 +895,7 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
     let follower = tokio::spawn(Arc::clone(&identity).follow(
         client.clone(),
         warehouse.clone(),
+        marks.clone(),
         follower_stop,
     ));
     let pipeline_config = PipelineConfig {
@@ -847,13 +904,15 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         batch_max_messages: config.pipeline.batch_max_messages,
         batch_linger: Duration::from_millis(config.pipeline.batch_linger_ms),
         until_caught_up,
+        text_channels: config.privacy.text_channels(),
     };
     let pipeline = Pipeline::new(
         pipeline_config,
         &client,
         decoder,
-        warehouse,
+        warehouse.clone(),
         identity,
+        Deriver::new(marks, warehouse, metrics.clone()),
         metrics,
     )?;
     let totals = pipeline.run(shutdown).await;

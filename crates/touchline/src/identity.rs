@@ -5,18 +5,26 @@
 //! [`Identity::publish`], which produces the sets this instance has not seen
 //! to the link topic. [`Identity::follow`] reads the whole link topic, applies
 //! every set to the graph, and writes the identifiers whose customer changed
-//! to ClickHouse, versioned by how many links the graph has applied.
+//! to ClickHouse, versioned by how far the graph has read the link topic.
+//!
+//! Erasure (`touchline forget`, `docs/design/20261122_privacy.md`): the
+//! fingerprints of erased identifiers are on a second compacted topic, the
+//! suppression list, which every instance reads whole before the links and
+//! follows after. [`Identity::is_suppressed`] tells the pipeline which events
+//! to drop; a link set holding a suppressed identifier is never applied, and
+//! when a new fingerprint arrives the graph is rebuilt from the link topic
+//! without the sets it suppresses.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -24,28 +32,39 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use touchline_clickhouse::{IdentityRow, SinkError, Warehouse};
 use touchline_model::identity::{Identifier, IdentityGraph};
-use touchline_model::Pseudonymiser;
+use touchline_model::{Fingerprint, Pseudonymiser};
 
+use crate::derive::{Mark, MarkProducer};
 use crate::metrics::Metrics;
 use crate::pipeline::{now_micros, retry};
 
 /// The link topic's name, after the topic prefix.
 pub const LINK_TOPIC: &str = "touchline.identity.links";
+/// The suppression list's topic, after the topic prefix: the fingerprints of
+/// erased identifiers, one a message (key and payload, 64 hex digits).
+pub const SUPPRESSION_TOPIC: &str = "touchline.privacy.suppressed";
 /// The link topic has one partition: every instance reads all of it, and one
-/// partition gives every instance the same order.
+/// partition gives every instance the same order. So has the suppression
+/// list.
 const LINK_PARTITION: i32 = 0;
+/// Bits of an assignment's version that hold the link offset; the bits
+/// above hold the size of the suppression list the graph was built with.
+const OFFSET_BITS: u32 = 40;
 
 /// This instance's identity state, shared by the pipeline and the follower.
 pub struct Identity {
     topic: String,
+    suppression_topic: String,
     producer: FutureProducer,
+    /// Fingerprints of erased identifiers.
+    suppressed: RwLock<HashSet<Fingerprint>>,
     /// Every identifier and customer id reaches ClickHouse through it.
     pseudonymiser: Pseudonymiser,
     graph: Mutex<IdentityGraph>,
     /// Hashes of the link sets applied or produced by this instance.
     known: Mutex<HashSet<u64>>,
     hasher: std::collections::hash_map::RandomState,
-    /// Link messages applied to the graph.
+    /// Next offset of the link topic to apply to the graph.
     applied: AtomicU64,
     /// Next offset of the link topic whose changes are written to ClickHouse.
     written_through: AtomicI64,
@@ -62,6 +81,8 @@ impl Identity {
     ) -> anyhow::Result<Arc<Identity>> {
         let topic = format!("{topic_prefix}{LINK_TOPIC}");
         ensure_topic(client, &topic).await?;
+        let suppression_topic = format!("{topic_prefix}{SUPPRESSION_TOPIC}");
+        ensure_topic(client, &suppression_topic).await?;
         let producer: FutureProducer = client
             .clone()
             .set("acks", "all")
@@ -70,7 +91,9 @@ impl Identity {
             .context("cannot create the identity-link producer")?;
         Ok(Arc::new(Identity {
             topic,
+            suppression_topic,
             producer,
+            suppressed: RwLock::new(HashSet::new()),
             pseudonymiser,
             graph: Mutex::new(IdentityGraph::new()),
             known: Mutex::new(HashSet::new()),
@@ -127,6 +150,7 @@ impl Identity {
 
     /// How identifiers and customer ids are stored: the one conversion every
     /// writer of identifiers uses.
+    #[allow(dead_code)] // for the writers of contacts and journeys
     pub fn pseudonymiser(&self) -> &Pseudonymiser {
         &self.pseudonymiser
     }
@@ -146,70 +170,159 @@ impl Identity {
         self.hasher.hash_one(key)
     }
 
-    /// Reads the link topic from its beginning for as long as the process
-    /// runs: applies every link set to the graph and writes the changed
-    /// assignments. The first write waits until the topic's existing links
-    /// are all applied, so a restart never writes a partial graph's answers.
+    /// Whether an event with these identifiers must be dropped: one of them
+    /// was erased. Free while the suppression list is empty.
+    pub fn is_suppressed(&self, ids: &[Identifier]) -> bool {
+        let suppressed = self.suppressed.read().unwrap_or_else(|e| e.into_inner());
+        !suppressed.is_empty()
+            && ids
+                .iter()
+                .any(|id| suppressed.contains(&self.pseudonymiser.fingerprint(id)))
+    }
+
+    /// Adds a fingerprint (a suppression-list message); whether it is new.
+    fn suppress(&self, payload: Option<&[u8]>) -> bool {
+        let Some(print) = payload
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(Fingerprint::parse_hex)
+        else {
+            tracing::warn!("skipping an unreadable suppression-list entry");
+            return false;
+        };
+        self.suppressed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(print)
+    }
+
+    /// The version of assignments written now: the suppression list's size
+    /// above the link offset, so that a graph rebuilt without erased
+    /// identifiers outranks any graph built before it.
+    fn version(&self) -> u64 {
+        let suppressed = self
+            .suppressed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as u64;
+        (suppressed << OFFSET_BITS) | self.applied.load(Ordering::SeqCst)
+    }
+
+    /// Reads the suppression list, then the link topic from its beginning,
+    /// for as long as the process runs: applies every link set to the graph
+    /// and writes the changed assignments. The first write waits until the
+    /// topic's existing links are all applied, so a restart never writes a
+    /// partial graph's answers. A new suppression-list entry rebuilds the
+    /// graph the same way.
     pub async fn follow(
         self: Arc<Self>,
         client: ClientConfig,
         warehouse: Warehouse,
+        marks: MarkProducer,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let consumer: StreamConsumer = client
-            .clone()
-            .set("group.id", "touchline-identity-follower")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .create()
-            .context("cannot create the identity-link consumer")?;
-        let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&self.topic, LINK_PARTITION, Offset::Beginning)?;
-        consumer.assign(&assignment)?;
-        let (_, initial_end) = tokio::task::block_in_place(|| {
-            consumer.fetch_watermarks(&self.topic, LINK_PARTITION, Duration::from_secs(10))
-        })
-        .with_context(|| format!("cannot read the end of {}", self.topic))?;
-        let mut next_offset = 0;
-        let mut loaded = initial_end == 0;
-        tracing::info!(topic = %self.topic, links = initial_end, "loading the identity graph");
+        let mut suppression_next =
+            read_whole(&client, &self.suppression_topic, |_, _, payload| {
+                self.suppress(payload);
+            })?;
+        let mut initial_end = tokio::task::block_in_place(|| end_of(&client, &self.topic))?;
+        tracing::info!(
+            topic = %self.topic,
+            links = initial_end,
+            suppressed = self.suppressed.read().map(|s| s.len()).unwrap_or_default(),
+            "loading the identity graph"
+        );
         while !*shutdown.borrow() {
-            let mut received = 0;
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
-            while received < 50_000 {
-                tokio::select! {
-                    message = consumer.recv() => match message {
-                        Ok(message) => {
-                            received += 1;
-                            // tansu may serve the end of a partition again.
-                            if message.offset() < next_offset {
-                                continue;
+            // A fresh consumer per build of the graph: nothing prefetched for
+            // an earlier build can reach this one.
+            let consumer: StreamConsumer = client
+                .clone()
+                .set("group.id", "touchline-identity-follower")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .create()
+                .context("cannot create the identity-link consumer")?;
+            let mut assignment = TopicPartitionList::new();
+            assignment.add_partition_offset(&self.topic, LINK_PARTITION, Offset::Beginning)?;
+            assignment.add_partition_offset(
+                &self.suppression_topic,
+                LINK_PARTITION,
+                Offset::Offset(suppression_next),
+            )?;
+            consumer.assign(&assignment)?;
+            let mut next_offset = 0;
+            let mut loaded = initial_end == 0;
+            let mut rebuild = false;
+            while !*shutdown.borrow() && !rebuild {
+                let mut received = 0;
+                let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+                while received < 50_000 {
+                    tokio::select! {
+                        message = consumer.recv() => match message {
+                            Ok(message) if message.topic() == self.suppression_topic => {
+                                if message.offset() >= suppression_next {
+                                    suppression_next = message.offset() + 1;
+                                    rebuild |= self.suppress(message.payload());
+                                }
                             }
-                            next_offset = message.offset() + 1;
-                            self.apply(message.payload().unwrap_or_default());
-                        }
-                        Err(error) => tracing::warn!(%error, "identity-link consumer error"),
-                    },
-                    () = tokio::time::sleep_until(deadline) => break,
-                    _ = shutdown.changed() => break,
+                            Ok(message) => {
+                                received += 1;
+                                // tansu may serve the end of a partition again.
+                                if message.offset() < next_offset {
+                                    continue;
+                                }
+                                next_offset = message.offset() + 1;
+                                self.apply(next_offset, message.payload());
+                            }
+                            Err(error) => tracing::warn!(%error, "identity-link consumer error"),
+                        },
+                        () = tokio::time::sleep_until(deadline) => break,
+                        _ = shutdown.changed() => break,
+                    }
                 }
-            }
-            if !loaded {
-                if next_offset < initial_end {
-                    continue;
+                if rebuild {
+                    break;
                 }
-                loaded = true;
-                tracing::info!(links = next_offset, "identity graph loaded");
+                if !loaded {
+                    if next_offset < initial_end {
+                        continue;
+                    }
+                    loaded = true;
+                    tracing::info!(links = next_offset, "identity graph loaded");
+                }
+                if !self
+                    .write_changes(&warehouse, &marks, &mut shutdown)
+                    .await?
+                {
+                    return Ok(());
+                }
+                self.written_through.store(next_offset, Ordering::SeqCst);
             }
-            if !self.write_changes(&warehouse, &mut shutdown).await? {
-                break;
+            if rebuild {
+                tracing::info!(
+                    links = next_offset,
+                    "the suppression list grew: rebuilding the identity graph without the erased identifiers"
+                );
+                // Not caught up until the rebuilt graph's answers are written.
+                self.written_through.store(0, Ordering::SeqCst);
+                *lock(&self.graph) = IdentityGraph::new();
+                lock(&self.known).clear();
+                initial_end = initial_end.max(next_offset);
             }
-            self.written_through.store(next_offset, Ordering::SeqCst);
         }
         Ok(())
     }
 
-    fn apply(&self, payload: &[u8]) {
+    /// Applies the link message before `next_offset`: a set of identifiers,
+    /// or a tombstone (no payload), which changes nothing. A set holding a
+    /// suppressed identifier is skipped.
+    fn apply(&self, next_offset: i64, payload: Option<&[u8]>) {
+        self.applied.store(
+            u64::try_from(next_offset).unwrap_or_default(),
+            Ordering::SeqCst,
+        );
+        let Some(payload) = payload.filter(|p| !p.is_empty()) else {
+            return;
+        };
         let key = String::from_utf8_lossy(payload);
         let set: Vec<Identifier> = key
             .lines()
@@ -222,8 +335,10 @@ impl Identity {
             })
             .collect();
         lock(&self.known).insert(self.hash(&key));
+        if self.is_suppressed(&set) {
+            return;
+        }
         lock(&self.graph).link(&set);
-        self.applied.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Writes the assignments that changed since the last write. `Ok(false)`
@@ -231,10 +346,11 @@ impl Identity {
     async fn write_changes(
         &self,
         warehouse: &Warehouse,
+        marks: &MarkProducer,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<bool> {
-        let version = self.applied.load(Ordering::SeqCst);
-        let rows: Vec<IdentityRow> = {
+        let version = self.version();
+        let (rows, customers): (Vec<IdentityRow>, BTreeSet<Mark>) = {
             let mut graph = lock(&self.graph);
             let changes = graph.take_changes();
             self.metrics
@@ -244,7 +360,7 @@ impl Identity {
             let stored = &self.pseudonymiser;
             // A changed identifier is in the graph, so it has an anchor; the
             // customer id is recomputed from it, keyed when pseudonymised.
-            changes
+            let rows: Vec<IdentityRow> = changes
                 .into_iter()
                 .filter_map(|(id, _)| {
                     let anchor = graph.anchor_of(&id)?;
@@ -256,7 +372,17 @@ impl Identity {
                         now,
                     ))
                 })
-                .collect()
+                .collect();
+            // Every customer that gained or lost an identifier: its journeys
+            // and stats are recomputed by its owner once these rows are in.
+            let left = graph.take_left_anchors();
+            let customers = rows
+                .iter()
+                .map(|row| row.customer_id.clone())
+                .chain(left.iter().map(|anchor| stored.customer_id(anchor)))
+                .map(Mark::Customer)
+                .collect();
+            (rows, customers)
         };
         if rows.is_empty() {
             return Ok(true);
@@ -271,10 +397,19 @@ impl Identity {
         )
         .await;
         match result {
-            None => Ok(false),
-            Some(Ok(())) => Ok(true),
+            None => return Ok(false),
+            Some(Ok(())) => {}
             Some(Err(error)) => bail!("cannot write {} identity assignments: {error}", rows.len()),
         }
+        let published = retry(
+            "kafka",
+            &self.metrics,
+            shutdown,
+            || marks.publish(&customers),
+            |_| true,
+        )
+        .await;
+        Ok(published.is_some())
     }
 }
 
@@ -285,8 +420,64 @@ fn link_key(set: &[Identifier]) -> String {
     typed.join("\n")
 }
 
-/// Creates the compacted link topic unless it exists.
-async fn ensure_topic(client: &ClientConfig, topic: &str) -> anyhow::Result<()> {
+/// The end (high watermark) of partition 0 of `topic`. Blocking.
+fn end_of(client: &ClientConfig, topic: &str) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = client
+        .clone()
+        .set("group.id", "touchline-identity-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("cannot create a Kafka consumer")?;
+    let (_, end) = consumer
+        .fetch_watermarks(topic, LINK_PARTITION, Duration::from_secs(10))
+        .with_context(|| format!("cannot read the end of {topic}"))?;
+    Ok(end)
+}
+
+/// Reads partition 0 of `topic` from its beginning to its end as it is now,
+/// handing each message's offset, key and payload (`None`: a tombstone) to
+/// `each`; returns the next offset. Blocking.
+pub fn read_whole(
+    client: &ClientConfig,
+    topic: &str,
+    mut each: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>),
+) -> anyhow::Result<i64> {
+    tokio::task::block_in_place(|| {
+        let end = end_of(client, topic)?;
+        let consumer: BaseConsumer = client
+            .clone()
+            .set("group.id", "touchline-identity-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .context("cannot create a Kafka consumer")?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, LINK_PARTITION, Offset::Beginning)?;
+        consumer.assign(&assignment)?;
+        let mut next = 0;
+        let started = std::time::Instant::now();
+        while next < end {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(message)) if message.offset() >= next => {
+                    next = message.offset() + 1;
+                    each(message.offset(), message.key(), message.payload());
+                }
+                Some(Ok(_)) | None => {}
+                // The end: the last messages may have been compacted away.
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(error)) => tracing::warn!(%error, topic, "Kafka error while reading"),
+            }
+            if started.elapsed() > Duration::from_secs(300) {
+                bail!("{topic} was not read to its end ({next} of {end}) within 5 minutes");
+            }
+        }
+        Ok(end)
+    })
+}
+
+/// Creates a compacted one-partition topic (the link topic, the suppression
+/// list) unless it exists.
+pub(crate) async fn ensure_topic(client: &ClientConfig, topic: &str) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client
         .create()
         .context("cannot create a Kafka admin client")?;
@@ -296,11 +487,11 @@ async fn ensure_topic(client: &ClientConfig, topic: &str) -> anyhow::Result<()> 
     let results = admin
         .create_topics([&compacted], &options)
         .await
-        .with_context(|| format!("cannot create the identity-link topic {topic}"))?;
+        .with_context(|| format!("cannot create the topic {topic}"))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => bail!("cannot create the identity-link topic {topic}: {code}"),
+            Err((topic, code)) => bail!("cannot create the topic {topic}: {code}"),
         }
     }
     Ok(())

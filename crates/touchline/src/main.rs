@@ -6,6 +6,8 @@
 
 mod cli;
 mod config;
+mod derive;
+mod forget;
 mod health;
 mod identity;
 mod metrics;

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     /// Scores dropped for being outside their scale, by channel and score.
     pub scores_dropped: IntCounterVec,
+    /// Events dropped because they carry an erased identifier, by channel.
+    pub suppressed: IntCounterVec,
     /// Messages per flushed batch.
     pub batch_size: Histogram,
     /// Seconds per ClickHouse insert, by table.
@@ -90,6 +92,11 @@ impl Metrics {
             "Scores dropped for being outside their scale; the event is kept.",
             &["channel", "score"],
         )?;
+        let suppressed = counter(
+            "touchline_events_suppressed_total",
+            "Events dropped, not stored, because they carry an identifier erased by `touchline forget`.",
+            &["channel"],
+        )?;
         let retries = counter(
             "touchline_retries_total",
             "Failed attempts that will be retried.",
@@ -100,6 +107,7 @@ impl Metrics {
         for channel in touchline_model::Channel::ALL {
             consumed.with_label_values(&[channel.as_str()]);
             written.with_label_values(&[channel.as_str()]);
+            suppressed.with_label_values(&[channel.as_str()]);
         }
         for stage in ["registry", "clickhouse", "kafka"] {
             retries.with_label_values(&[stage]);
@@ -175,6 +183,7 @@ impl Metrics {
             written,
             dead_letters,
             scores_dropped,
+            suppressed,
             batch_size,
             insert_seconds,
             retries,

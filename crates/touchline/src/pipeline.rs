@@ -30,12 +30,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use touchline_avro::{Decoder, SchemaRegistry};
 use touchline_clickhouse::{
-    DeadLetterRow, SinkError, SourcePosition, Table, TimelineRow, Warehouse,
+    DeadLetterRow, SinkError, SourcePosition, Table, TextRow, TimelineRow, Warehouse,
 };
 use touchline_model::identity::record::{identifiers_cached, PhoneCache};
 use touchline_model::identity::Identifier;
-use touchline_model::{normalise, Channel};
+use touchline_model::{normalise, privacy, Channel};
 
+use crate::derive::{DerivedBatch, Deriver};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 
@@ -53,6 +54,8 @@ pub struct PipelineConfig {
     pub batch_linger: Duration,
     /// Exit once every assigned partition has been read to its end.
     pub until_caught_up: bool,
+    /// Channels whose message text is stored (`privacy.store_text`).
+    pub text_channels: Vec<Channel>,
 }
 
 /// What a run did.
@@ -86,6 +89,7 @@ pub struct Pipeline<R> {
 struct Sink {
     warehouse: Warehouse,
     identity: Arc<Identity>,
+    deriver: Deriver,
     metrics: Metrics,
 }
 
@@ -94,13 +98,17 @@ struct Sink {
 struct Prepared {
     messages: u64,
     timeline: Vec<TimelineRow>,
+    texts: Vec<TextRow>,
     dead_letters: Vec<DeadLetterRow>,
     link_sets: Vec<Vec<Identifier>>,
     /// Next offset of each partition in the batch (a handful: a list).
     next_offsets: Vec<(String, i32, i64)>,
     consumed_by_channel: HashMap<Channel, u64>,
     written_by_channel: HashMap<Channel, u64>,
+    suppressed_by_channel: HashMap<Channel, u64>,
     broker_timestamps_ms: Vec<i64>,
+    /// What the batch adds to contacts, journeys and the daily metrics.
+    derived: DerivedBatch,
 }
 
 impl Prepared {
@@ -130,6 +138,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
         decoder: Decoder<R>,
         warehouse: Warehouse,
         identity: Arc<Identity>,
+        deriver: Deriver,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let mut client = client.clone();
@@ -158,10 +167,11 @@ impl<R: SchemaRegistry> Pipeline<R> {
             .into_iter()
             .map(|c| (format!("{}{}", config.topic_prefix, c.source_topic()), c))
             .collect();
-        let topics: Vec<&str> = channels.keys().map(String::as_str).collect();
+        let mut topics: Vec<&str> = channels.keys().map(String::as_str).collect();
+        topics.push(deriver.topic());
         consumer
             .subscribe(&topics)
-            .context("cannot subscribe to the source topics")?;
+            .context("cannot subscribe to the source topics and the derive-mark topic")?;
         tracing::info!(group = %config.group_id, ?topics, "subscribed");
         Ok(Pipeline {
             consumer,
@@ -169,6 +179,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
             sink: Sink {
                 warehouse,
                 identity,
+                deriver,
                 metrics,
             },
             config,
@@ -338,6 +349,11 @@ impl<R: SchemaRegistry> Pipeline<R> {
         }
         let payload = message.payload().unwrap_or_default();
         let Some(&channel) = self.channels.get(topic) else {
+            if topic == self.sink.deriver.topic() {
+                prepared
+                    .derived
+                    .add_mark(message.key().unwrap_or_default(), message.offset());
+            }
             return true;
         };
         *prepared.consumed_by_channel.entry(channel).or_default() += 1;
@@ -353,24 +369,43 @@ impl<R: SchemaRegistry> Pipeline<R> {
         else {
             return false;
         };
+        let identity = &self.sink.identity;
         let outcome = decoded
             .map_err(|e| (e.reason(), e.to_string()))
-            .and_then(|record| {
-                let event =
-                    normalise(&record, now_us / 1000).map_err(|e| (e.reason(), e.to_string()))?;
+            .map(|record| {
                 let ids = match self.phones.lock() {
                     Ok(mut phones) => identifiers_cached(&record, &mut phones),
                     Err(poisoned) => identifiers_cached(&record, &mut poisoned.into_inner()),
                 };
-                Ok((event, ids))
+                (record, ids)
             });
+        // An event of an erased customer is dropped, even a bad one: counted,
+        // never stored, its identifiers never linked.
+        if outcome
+            .as_ref()
+            .is_ok_and(|(_, ids)| identity.is_suppressed(ids))
+        {
+            *prepared.suppressed_by_channel.entry(channel).or_default() += 1;
+            return true;
+        }
+        let outcome = outcome.and_then(|(record, ids)| {
+            let event =
+                normalise(&record, now_us / 1000).map_err(|e| (e.reason(), e.to_string()))?;
+            let text = self
+                .config
+                .text_channels
+                .contains(&channel)
+                .then(|| privacy::free_text(&record).map(str::to_owned))
+                .flatten();
+            Ok((record, event, ids, text))
+        });
         let position = SourcePosition {
             topic: topic.to_owned(),
             partition: message.partition(),
             offset: message.offset(),
         };
         match outcome {
-            Ok((event, ids)) => {
+            Ok((record, event, ids, text)) => {
                 for score in &event.dropped_scores {
                     metrics
                         .scores_dropped
@@ -378,12 +413,14 @@ impl<R: SchemaRegistry> Pipeline<R> {
                         .inc();
                 }
                 *prepared.written_by_channel.entry(channel).or_default() += 1;
-                prepared.timeline.push(TimelineRow::new(
-                    &event,
-                    self.sink.identity.key_of(&ids),
-                    &position,
-                    now_us,
-                ));
+                let row = TimelineRow::new(&event, identity.key_of(&ids), &position, now_us);
+                prepared
+                    .derived
+                    .add_event(&record, &event, &ids, &row.identity_key, row.version);
+                if let Some(text) = text {
+                    prepared.texts.push(TextRow::new(&row, &text));
+                }
+                prepared.timeline.push(row);
                 prepared.link_sets.push(ids);
             }
             Err((reason, error)) => {
@@ -426,6 +463,12 @@ impl<R: SchemaRegistry> Pipeline<R> {
         for (channel, count) in &prepared.written_by_channel {
             metrics
                 .written
+                .with_label_values(&[channel.as_str()])
+                .inc_by(*count);
+        }
+        for (channel, count) in &prepared.suppressed_by_channel {
+            metrics
+                .suppressed
                 .with_label_values(&[channel.as_str()])
                 .inc_by(*count);
         }
@@ -504,17 +547,16 @@ impl<R: SchemaRegistry> Pipeline<R> {
     }
 }
 
-/// Writes a prepared batch: its identity links to Kafka and its dead letters
-/// and timeline rows to ClickHouse, the three at once, waiting out either
+/// Writes a prepared batch: its identity links to Kafka and its dead letters,
+/// timeline rows and message texts to ClickHouse, all at once, waiting out either
 /// being unavailable. Hands the batch back with `true` once all three are
 /// confirmed, `false` when shutdown came first.
 async fn write(
     sink: Sink,
     prepared: Prepared,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(Prepared, bool)> {
-    let (mut to_links, mut to_dead, mut to_timeline) =
-        (shutdown.clone(), shutdown.clone(), shutdown);
+    let mut to_links = shutdown.clone();
     let links = async {
         retry(
             "kafka",
@@ -526,13 +568,35 @@ async fn write(
         .await
         .is_some()
     };
-    let (published, dead, timeline) = tokio::join!(
+    let derived = &prepared.derived;
+    let (published, dead, timeline, texts, facts, scores, channels) = tokio::join!(
         links,
-        insert(&sink, &prepared.dead_letters, &mut to_dead),
-        insert(&sink, &prepared.timeline, &mut to_timeline),
+        insert(&sink, &prepared.dead_letters, shutdown.clone()),
+        insert(&sink, &prepared.timeline, shutdown.clone()),
+        insert(&sink, &prepared.texts, shutdown.clone()),
+        insert(&sink, &derived.facts, shutdown.clone()),
+        insert(&sink, &derived.scores, shutdown.clone()),
+        insert(&sink, &derived.channels, shutdown.clone()),
     );
-    let written = published && dead? && timeline?;
-    Ok((prepared, written))
+    if !(published && dead? && timeline? && texts? && facts? && scores? && channels?) {
+        return Ok((prepared, false));
+    }
+    if derived.is_empty() {
+        return Ok((prepared, true));
+    }
+    let started = Instant::now();
+    let Some(done) = sink.deriver.run(derived, &mut shutdown).await? else {
+        return Ok((prepared, false));
+    };
+    tracing::debug!(
+        contacts = done.contacts,
+        customers = done.customers,
+        days = done.days,
+        marks_produced = done.marks_produced,
+        derive_ms = started.elapsed().as_millis(),
+        "batch derived"
+    );
+    Ok((prepared, true))
 }
 
 /// Inserts `rows` into their table, waiting out ClickHouse being
@@ -540,7 +604,7 @@ async fn write(
 async fn insert<T: Table>(
     sink: &Sink,
     rows: &[T],
-    shutdown: &mut watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<bool> {
     let table = <T as Table>::NAME;
     if rows.is_empty() {
@@ -550,7 +614,7 @@ async fn insert<T: Table>(
     let result = retry(
         "clickhouse",
         &sink.metrics,
-        shutdown,
+        &mut shutdown,
         || sink.warehouse.insert(rows),
         SinkError::is_retryable,
     )

@@ -19,7 +19,7 @@ fn fact(contact: &str, channel: Channel, event: &str, at: i64) -> ContactFact {
         handle_seconds: None,
         abandoned: false,
         scores: Scores::default(),
-        identifiers: Vec::new(),
+        identity_key: None,
     }
 }
 

@@ -139,6 +139,9 @@ pub struct IdentityGraph {
     /// Nodes whose component `link` touched since the last `take_changes`:
     /// new nodes and the root after every new link.
     dirty: Marks,
+    /// Anchors of the customers that identifiers left in `take_changes`
+    /// calls since the last `take_left_anchors`.
+    left: Vec<Identifier>,
     scratch: Scratch,
 }
 
@@ -242,9 +245,26 @@ impl IdentityGraph {
         changes
     }
 
+    /// The anchors of the customers that identifiers reported by
+    /// [`take_changes`](IdentityGraph::take_changes) belonged to before
+    /// (merged away, split, or re-anchored), each once, since the last call.
+    /// With the changes' new customers, these are every customer whose set
+    /// of identifiers changed.
+    pub fn take_left_anchors(&mut self) -> Vec<Identifier> {
+        let mut left = std::mem::take(&mut self.left);
+        left.sort_unstable();
+        left.dedup();
+        left
+    }
+
     /// Resolves the component of `root` in place, noting the changes.
     fn resolve(&mut self, root: u32, changes: &mut Vec<(Identifier, CustomerId)>) {
-        let IdentityGraph { store, scratch, .. } = self;
+        let IdentityGraph {
+            store,
+            scratch,
+            left,
+            ..
+        } = self;
         let Scratch {
             seen,
             members,
@@ -266,6 +286,9 @@ impl IdentityGraph {
             seen.clear(m);
             let now = store.nodes[m as usize].anchor;
             if now != before {
+                if before != NONE {
+                    left.push(store.identifier(before));
+                }
                 if now != last.0 {
                     last = (now, store.customer(now));
                 }

@@ -141,3 +141,20 @@ fn with_capacity_holds_the_same_graph() {
     cb.sort();
     assert_eq!(ca, cb);
 }
+
+#[test]
+fn a_merge_reports_the_customer_its_identifiers_left() {
+    let (email, phone) = (id("email:kim@example.com"), id("phone:+821012345678"));
+    let mut g = IdentityGraph::new();
+    g.link(std::slice::from_ref(&email));
+    g.link(std::slice::from_ref(&phone));
+    g.take_changes();
+    assert!(
+        g.take_left_anchors().is_empty(),
+        "new identifiers left no one"
+    );
+    g.link(&[email.clone(), phone.clone()]);
+    assert_eq!(g.take_changes(), [(phone.clone(), customer_id(&email))]);
+    assert_eq!(g.take_left_anchors(), [phone.clone()]);
+    assert!(g.take_left_anchors().is_empty(), "taken once");
+}

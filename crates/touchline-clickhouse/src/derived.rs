@@ -1,0 +1,747 @@
+//! Contacts, journeys and the daily metrics: the rows of the tables of
+//! `0005_contacts_journeys.sql`, and the reads the pipeline recomputes them
+//! from. Every read goes through the tables' primary keys or a small table,
+//! never a scan of the timeline.
+
+use std::collections::HashMap;
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use touchline_model::contact::{Contact, ContactFact, ContactKey, Journey, Role};
+use touchline_model::metrics::{ChannelDay, ConsistencyDay, CustomerStats};
+use touchline_model::{Channel, IdKind, Scores, Topic, UnifiedEvent};
+
+use crate::error::SinkError;
+use crate::rows::{epoch_seconds, Table};
+use crate::warehouse::Warehouse;
+
+impl Table for ContactFactRow {
+    const NAME: &'static str = "contact_facts";
+}
+
+impl Table for ScoreRow {
+    const NAME: &'static str = "scores";
+}
+
+impl Table for IdentityChannelRow {
+    const NAME: &'static str = "identity_channels";
+}
+
+impl Table for ContactRow {
+    const NAME: &'static str = "contacts";
+}
+
+impl Table for CustomerStateRow {
+    const NAME: &'static str = "customer_state";
+}
+
+impl Table for ChannelDayRow {
+    const NAME: &'static str = "channel_daily";
+}
+
+impl Table for ConsistencyDayRow {
+    const NAME: &'static str = "consistency_daily";
+}
+
+/// Values per `IN (...)` list: keeps every query far below ClickHouse's
+/// 256 KiB query-size limit.
+const IN_CHUNK: usize = 1000;
+
+/// A row of `contact_facts`.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ContactFactRow {
+    pub contact_id: String,
+    pub event_id: String,
+    pub channel: i8,
+    pub occurred_at_ms: i64,
+    pub topic: i8,
+    pub role: i8,
+    pub opens: u8,
+    pub resolves: Option<u8>,
+    pub hands_off: u8,
+    pub wait_seconds: Option<u32>,
+    pub handle_seconds: Option<u32>,
+    pub abandoned: u8,
+    pub csat: Option<u8>,
+    pub ces: Option<u8>,
+    pub nps: Option<u8>,
+    pub identity_key: String,
+    pub identity_rank: u8,
+    pub version: u64,
+}
+
+impl ContactFactRow {
+    /// The row of `fact`, written at `version` (ingestion time).
+    pub fn new(fact: &ContactFact, version: u64) -> ContactFactRow {
+        let (identity_key, identity_rank) = fact
+            .identity_key
+            .as_ref()
+            .map(|k| (k.stored.clone(), k.kind.rank()))
+            .unwrap_or_default();
+        ContactFactRow {
+            contact_id: fact.contact_id.clone(),
+            event_id: fact.event_id.clone(),
+            channel: fact.channel.code(),
+            occurred_at_ms: fact.occurred_at_ms,
+            topic: fact.topic.code(),
+            role: match fact.role {
+                Role::Customer => 1,
+                Role::Responder => 2,
+                Role::Other => 3,
+            },
+            opens: u8::from(fact.opens),
+            resolves: fact.resolves.map(u8::from),
+            hands_off: u8::from(fact.hands_off),
+            wait_seconds: fact.wait_seconds,
+            handle_seconds: fact.handle_seconds,
+            abandoned: u8::from(fact.abandoned),
+            csat: fact.scores.csat,
+            ces: fact.scores.ces,
+            nps: fact.scores.nps,
+            identity_key,
+            identity_rank,
+            version,
+        }
+    }
+
+    /// The fact this row holds (`None` for codes this build does not know).
+    pub fn fact(&self) -> Option<ContactFact> {
+        let identity_key = if self.identity_key.is_empty() {
+            None
+        } else {
+            Some(ContactKey {
+                kind: IdKind::from_rank(self.identity_rank)?,
+                stored: self.identity_key.clone(),
+            })
+        };
+        Some(ContactFact {
+            contact_id: self.contact_id.clone(),
+            channel: Channel::from_code(self.channel)?,
+            event_id: self.event_id.clone(),
+            occurred_at_ms: self.occurred_at_ms,
+            topic: Topic::from_code(self.topic)?,
+            role: match self.role {
+                1 => Role::Customer,
+                2 => Role::Responder,
+                _ => Role::Other,
+            },
+            opens: self.opens != 0,
+            resolves: self.resolves.map(|r| r != 0),
+            hands_off: self.hands_off != 0,
+            wait_seconds: self.wait_seconds,
+            handle_seconds: self.handle_seconds,
+            abandoned: self.abandoned != 0,
+            scores: Scores {
+                csat: self.csat,
+                ces: self.ces,
+                nps: self.nps,
+                sentiment: None,
+            },
+            identity_key,
+        })
+    }
+}
+
+/// A row of `scores`: one scored event.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ScoreRow {
+    /// Days since the Unix epoch (UTC) of the event.
+    pub day: u16,
+    pub channel: i8,
+    pub event_id: String,
+    pub identity_key: String,
+    pub csat: Option<u8>,
+    pub ces: Option<u8>,
+    pub nps: Option<u8>,
+    pub sentiment: Option<f32>,
+    pub version: u64,
+}
+
+impl ScoreRow {
+    /// The row of `event` if it carries a score.
+    pub fn of(event: &UnifiedEvent, identity_key: &str, version: u64) -> Option<ScoreRow> {
+        let s = event.scores;
+        if s.csat.is_none() && s.ces.is_none() && s.nps.is_none() && s.sentiment.is_none() {
+            return None;
+        }
+        Some(ScoreRow {
+            day: day_of_ms(event.occurred_at_ms),
+            channel: event.channel.code(),
+            event_id: event.event_id.clone(),
+            identity_key: identity_key.to_owned(),
+            csat: s.csat,
+            ces: s.ces,
+            nps: s.nps,
+            sentiment: s.sentiment,
+            version,
+        })
+    }
+
+    pub fn scores(&self) -> Scores {
+        Scores {
+            csat: self.csat,
+            ces: self.ces,
+            nps: self.nps,
+            sentiment: self.sentiment,
+        }
+    }
+}
+
+/// A row of `identity_channels`: an identity key has events on a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Row, Serialize, Deserialize)]
+pub struct IdentityChannelRow {
+    pub identity_key: String,
+    pub channel: i8,
+}
+
+/// A row of `contacts`.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ContactRow {
+    pub contact_id: String,
+    pub channel: i8,
+    pub topic: i8,
+    pub started_at: u32,
+    pub started_at_ms: i64,
+    pub resolved: u8,
+    pub handed_off: u8,
+    pub abandoned: u8,
+    pub csat: Option<u8>,
+    pub ces: Option<u8>,
+    pub nps: Option<u8>,
+    pub first_response_ms: Option<i64>,
+    pub handle_seconds: Option<u32>,
+    pub events: u32,
+    pub identity_key: String,
+    /// The number of distinct events it was computed from.
+    pub version: u64,
+}
+
+impl ContactRow {
+    pub fn new(contact: &Contact) -> ContactRow {
+        let events = u32::try_from(contact.events).unwrap_or(u32::MAX);
+        ContactRow {
+            contact_id: contact.contact_id.clone(),
+            channel: contact.channel.code(),
+            topic: contact.topic.code(),
+            started_at: epoch_seconds(contact.started_at_ms.div_euclid(1000)),
+            started_at_ms: contact.started_at_ms,
+            resolved: u8::from(contact.resolved),
+            handed_off: u8::from(contact.handed_off),
+            abandoned: u8::from(contact.abandoned),
+            csat: contact.csat,
+            ces: contact.ces,
+            nps: contact.nps,
+            first_response_ms: contact.first_response_ms,
+            handle_seconds: contact.handle_seconds,
+            events,
+            identity_key: contact
+                .identity_key
+                .as_ref()
+                .map(|k| k.stored.clone())
+                .unwrap_or_default(),
+            version: u64::from(events),
+        }
+    }
+
+    /// The contact this row holds, for journeys (its facts are not kept).
+    pub fn contact(&self) -> Option<Contact> {
+        Some(Contact {
+            contact_id: self.contact_id.clone(),
+            channel: Channel::from_code(self.channel)?,
+            topic: Topic::from_code(self.topic)?,
+            started_at_ms: self.started_at_ms,
+            resolved: self.resolved != 0,
+            handed_off: self.handed_off != 0,
+            first_response_ms: self.first_response_ms,
+            csat: self.csat,
+            ces: self.ces,
+            nps: self.nps,
+            handle_seconds: self.handle_seconds,
+            abandoned: self.abandoned != 0,
+            identity_key: None,
+            events: self.events as usize,
+        })
+    }
+}
+
+/// A row of `customer_state`: a customer's journeys and stats.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct CustomerStateRow {
+    pub customer_id: String,
+    pub customer_channels: Vec<String>,
+    pub customer_contacts: u32,
+    pub csat_range: Option<f64>,
+    pub journey_ids: Vec<String>,
+    pub journey_topics: Vec<String>,
+    pub journey_started_at_ms: Vec<i64>,
+    pub journey_contacts: Vec<u32>,
+    pub journey_channel_counts: Vec<u8>,
+    pub journey_channel_switches: Vec<u32>,
+    pub journey_resolved: Vec<u8>,
+    pub journey_one_contact: Vec<u8>,
+    pub journey_contact_ids: Vec<Vec<String>>,
+    pub journey_channels: Vec<Vec<String>>,
+    pub version: u64,
+    pub updated_at: u32,
+}
+
+impl CustomerStateRow {
+    /// The state of `customer_id`: its stats and journeys, whose contacts'
+    /// channels `channel_of` knows.
+    pub fn new(
+        customer_id: &str,
+        stats: &CustomerStats,
+        journeys: &[Journey],
+        channel_of: &HashMap<&str, Channel>,
+        version: u64,
+        now_us: i64,
+    ) -> CustomerStateRow {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let channels_of = |j: &Journey| {
+            let mut channels: Vec<Channel> = j
+                .contact_ids
+                .iter()
+                .filter_map(|id| channel_of.get(id.as_str()).copied())
+                .collect();
+            channels.sort_unstable();
+            channels.dedup();
+            channels.iter().map(|c| c.as_str().to_owned()).collect()
+        };
+        CustomerStateRow {
+            customer_id: customer_id.to_owned(),
+            customer_channels: stats
+                .channels
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            customer_contacts: u32::try_from(stats.contacts).unwrap_or(u32::MAX),
+            csat_range: stats.csat_range,
+            journey_ids: journeys.iter().map(|j| j.journey_id.clone()).collect(),
+            journey_topics: journeys
+                .iter()
+                .map(|j| j.topic.as_str().to_owned())
+                .collect(),
+            journey_started_at_ms: journeys.iter().map(|j| j.started_at_ms).collect(),
+            journey_contacts: journeys
+                .iter()
+                .map(|j| count(j.contact_ids.len()))
+                .collect(),
+            journey_channel_counts: journeys
+                .iter()
+                .map(|j| u8::try_from(j.channel_count).unwrap_or(u8::MAX))
+                .collect(),
+            journey_channel_switches: journeys.iter().map(|j| count(j.channel_switches)).collect(),
+            journey_resolved: journeys.iter().map(|j| u8::from(j.resolved)).collect(),
+            journey_one_contact: journeys
+                .iter()
+                .map(|j| u8::from(j.one_contact_resolution))
+                .collect(),
+            journey_contact_ids: journeys.iter().map(|j| j.contact_ids.clone()).collect(),
+            journey_channels: journeys.iter().map(channels_of).collect(),
+            version,
+            updated_at: epoch_seconds(now_us.div_euclid(1_000_000)),
+        }
+    }
+}
+
+/// A row of `channel_daily`.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ChannelDayRow {
+    pub day: u16,
+    pub channel: i8,
+    pub contacts: u64,
+    pub resolved_contacts: u64,
+    pub frt_responses: u64,
+    pub frt_sum_s: f64,
+    pub frt_p50_s: Option<f64>,
+    pub frt_p90_s: Option<f64>,
+    pub calls: u64,
+    pub handled_calls: u64,
+    pub handle_sum_s: f64,
+    pub abandoned_calls: u64,
+    pub conversations: u64,
+    pub handed_off: u64,
+    pub csat_responses: u64,
+    pub csat_top2: u64,
+    pub nps_responses: u64,
+    pub nps_promoters: u64,
+    pub nps_detractors: u64,
+    pub ces_responses: u64,
+    pub ces_sum: f64,
+    pub sentiment_responses: u64,
+    pub sentiment_sum: f64,
+    pub version: u64,
+}
+
+impl ChannelDayRow {
+    pub fn new(day: u16, channel: Channel, m: &ChannelDay, version: u64) -> ChannelDayRow {
+        ChannelDayRow {
+            day,
+            channel: channel.code(),
+            contacts: m.contacts,
+            resolved_contacts: m.resolved_contacts,
+            frt_responses: m.frt_responses,
+            frt_sum_s: m.frt_sum_s,
+            frt_p50_s: m.frt_p50_s,
+            frt_p90_s: m.frt_p90_s,
+            calls: m.calls,
+            handled_calls: m.handled_calls,
+            handle_sum_s: m.handle_sum_s,
+            abandoned_calls: m.abandoned_calls,
+            conversations: m.conversations,
+            handed_off: m.handed_off,
+            csat_responses: m.csat_responses,
+            csat_top2: m.csat_top2,
+            nps_responses: m.nps_responses,
+            nps_promoters: m.nps_promoters,
+            nps_detractors: m.nps_detractors,
+            ces_responses: m.ces_responses,
+            ces_sum: m.ces_sum,
+            sentiment_responses: m.sentiment_responses,
+            sentiment_sum: m.sentiment_sum,
+            version,
+        }
+    }
+}
+
+/// A row of `consistency_daily`.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ConsistencyDayRow {
+    pub day: u16,
+    pub journeys: u64,
+    pub multichannel_journeys: u64,
+    pub ocr_journeys: u64,
+    pub repeat_journeys: u64,
+    pub channel_switches: u64,
+    pub csat_gap_pp: Option<f64>,
+    pub resolution_gap_pp: Option<f64>,
+    pub version: u64,
+}
+
+impl ConsistencyDayRow {
+    pub fn new(day: u16, m: &ConsistencyDay, version: u64) -> ConsistencyDayRow {
+        ConsistencyDayRow {
+            day,
+            journeys: m.journeys,
+            multichannel_journeys: m.multichannel_journeys,
+            ocr_journeys: m.ocr_journeys,
+            repeat_journeys: m.repeat_journeys,
+            channel_switches: m.channel_switches,
+            csat_gap_pp: m.csat_gap_pp,
+            resolution_gap_pp: m.resolution_gap_pp,
+            version,
+        }
+    }
+}
+
+/// The UTC day (days since the Unix epoch) of a time in milliseconds.
+pub fn day_of_ms(ms: i64) -> u16 {
+    u16::try_from(ms.div_euclid(86_400_000)).unwrap_or(if ms < 0 { 0 } else { u16::MAX })
+}
+
+/// An SQL string literal of `value`, escaped for ClickHouse and for the
+/// client's `?` placeholders.
+fn literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '?' => out.push_str("??"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Runs `sql` (with `{values}` standing for a parenthesised list) once per
+/// chunk of `values` and gathers the rows.
+async fn fetch_in<T, S>(warehouse: &Warehouse, sql: &str, values: &[S]) -> Result<Vec<T>, SinkError>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+    S: AsRef<str>,
+{
+    let mut rows = Vec::new();
+    for chunk in values.chunks(IN_CHUNK) {
+        let list: Vec<String> = chunk.iter().map(|v| literal(v.as_ref())).collect();
+        let query = sql.replace("{values}", &format!("({})", list.join(",")));
+        rows.extend(warehouse.fetch_all::<T>(&query).await?);
+    }
+    Ok(rows)
+}
+
+/// The facts of `contact_ids`, every distinct event once.
+pub async fn contact_facts(
+    warehouse: &Warehouse,
+    contact_ids: &[&str],
+) -> Result<Vec<ContactFactRow>, SinkError> {
+    fetch_in(
+        warehouse,
+        "SELECT ?fields FROM {database}.contact_facts FINAL WHERE contact_id IN {values}",
+        contact_ids,
+    )
+    .await
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct AssignmentRow {
+    identifier: String,
+    customer_id: String,
+}
+
+/// The customer each of `identifiers` (stored forms) belongs to now, as
+/// `identity_assignments` says; identifiers not yet assigned are left out.
+pub async fn customers_of(
+    warehouse: &Warehouse,
+    identifiers: &[&str],
+) -> Result<HashMap<String, String>, SinkError> {
+    let rows: Vec<AssignmentRow> = fetch_in(
+        warehouse,
+        "SELECT identifier, customer_id FROM {database}.identity_assignments FINAL \
+         WHERE identifier IN {values}",
+        identifiers,
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.identifier, r.customer_id))
+        .collect())
+}
+
+/// What the pipeline recomputes a customer from.
+#[derive(Debug, Default)]
+pub struct CustomerInputs {
+    pub contacts: Vec<ContactRow>,
+    pub channels: Vec<Channel>,
+    pub csat: Vec<(Channel, u8)>,
+    /// Start days of the journeys stored for it now.
+    pub stored_journey_days: Vec<u16>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct ChannelOfKeyRow {
+    identity_key: String,
+    channel: i8,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct StoredJourneysRow {
+    customer_id: String,
+    journey_started_at_ms: Vec<i64>,
+}
+
+/// Everything the customers' state is computed from, by customer: their
+/// identifiers now (read through FINAL before filtering, so that a
+/// superseded assignment never matches), then what carries those as its
+/// identity key.
+pub async fn customer_inputs(
+    warehouse: &Warehouse,
+    customers: &[&str],
+) -> Result<HashMap<String, CustomerInputs>, SinkError> {
+    let owners: Vec<AssignmentRow> = fetch_in(
+        warehouse,
+        "SELECT identifier, customer_id FROM \
+         (SELECT identifier, customer_id FROM {database}.identity_assignments FINAL) \
+         WHERE customer_id IN {values}",
+        customers,
+    )
+    .await?;
+    let owner: HashMap<&str, &str> = owners
+        .iter()
+        .map(|r| (r.identifier.as_str(), r.customer_id.as_str()))
+        .collect();
+    let keys: Vec<&str> = owner.keys().copied().collect();
+    let mut inputs: HashMap<String, CustomerInputs> = HashMap::new();
+    let contacts: Vec<ContactRow> = fetch_in(
+        warehouse,
+        "SELECT ?fields FROM (SELECT * FROM {database}.contacts FINAL) \
+         WHERE identity_key IN {values}",
+        &keys,
+    )
+    .await?;
+    for row in contacts {
+        if let Some(customer) = owner.get(row.identity_key.as_str()) {
+            inputs
+                .entry((*customer).to_owned())
+                .or_default()
+                .contacts
+                .push(row);
+        }
+    }
+    let channels: Vec<ChannelOfKeyRow> = fetch_in(
+        warehouse,
+        "SELECT identity_key, channel FROM {database}.identity_channels FINAL \
+         WHERE identity_key IN {values}",
+        &keys,
+    )
+    .await?;
+    for row in channels {
+        if let (Some(customer), Some(channel)) = (
+            owner.get(row.identity_key.as_str()),
+            Channel::from_code(row.channel),
+        ) {
+            inputs
+                .entry((*customer).to_owned())
+                .or_default()
+                .channels
+                .push(channel);
+        }
+    }
+    let scores: Vec<ScoreRow> = fetch_in(
+        warehouse,
+        "SELECT ?fields FROM {database}.scores FINAL \
+         WHERE identity_key IN {values} AND csat IS NOT NULL",
+        &keys,
+    )
+    .await?;
+    for row in scores {
+        if let (Some(customer), Some(channel), Some(csat)) = (
+            owner.get(row.identity_key.as_str()),
+            Channel::from_code(row.channel),
+            row.csat,
+        ) {
+            inputs
+                .entry((*customer).to_owned())
+                .or_default()
+                .csat
+                .push((channel, csat));
+        }
+    }
+    let stored: Vec<StoredJourneysRow> = fetch_in(
+        warehouse,
+        "SELECT customer_id, journey_started_at_ms FROM {database}.customer_state FINAL \
+         WHERE customer_id IN {values}",
+        customers,
+    )
+    .await?;
+    for row in stored {
+        inputs
+            .entry(row.customer_id)
+            .or_default()
+            .stored_journey_days = row
+            .journey_started_at_ms
+            .into_iter()
+            .map(day_of_ms)
+            .collect();
+    }
+    Ok(inputs)
+}
+
+/// What the pipeline recomputes a day from.
+#[derive(Debug, Default)]
+pub struct DayInputs {
+    /// Contacts that started that day.
+    pub contacts: Vec<ContactRow>,
+    /// Scored events of that day.
+    pub scores: Vec<ScoreRow>,
+    /// Journeys that start that day.
+    pub journeys: Vec<JourneyDayRow>,
+}
+
+/// What a journey adds to the day it started.
+#[derive(Debug, Row, Deserialize)]
+pub struct JourneyDayRow {
+    pub started_at_ms: i64,
+    pub contacts: u32,
+    pub channel_count: u8,
+    pub channel_switches: u32,
+    pub one_contact_resolution: u8,
+}
+
+/// Everything the days' metrics are computed from, by day. Contacts are read
+/// through FINAL before filtering by day (a late event can move a contact's
+/// start to another day); scores never move.
+pub async fn day_inputs(
+    warehouse: &Warehouse,
+    days: &[u16],
+) -> Result<HashMap<u16, DayInputs>, SinkError> {
+    let dates: Vec<String> = days.iter().map(|d| date_literal(*d)).collect();
+    let mut inputs: HashMap<u16, DayInputs> = HashMap::new();
+    let contacts: Vec<ContactRow> = fetch_in(
+        warehouse,
+        "SELECT ?fields FROM (SELECT * FROM {database}.contacts FINAL) \
+         WHERE toDate(started_at) IN {values}",
+        &dates,
+    )
+    .await?;
+    for row in contacts {
+        inputs
+            .entry(day_of_ms(row.started_at_ms))
+            .or_default()
+            .contacts
+            .push(row);
+    }
+    let scores: Vec<ScoreRow> = fetch_in(
+        warehouse,
+        "SELECT ?fields FROM {database}.scores FINAL WHERE day IN {values}",
+        &dates,
+    )
+    .await?;
+    for row in scores {
+        inputs.entry(row.day).or_default().scores.push(row);
+    }
+    let journeys: Vec<JourneyDayRow> = fetch_in(
+        warehouse,
+        "SELECT ?fields FROM {database}.v_journeys WHERE toDate(started_at) IN {values}",
+        &dates,
+    )
+    .await?;
+    for row in journeys {
+        inputs
+            .entry(day_of_ms(row.started_at_ms))
+            .or_default()
+            .journeys
+            .push(row);
+    }
+    Ok(inputs)
+}
+
+/// `YYYY-MM-DD` of a day since the Unix epoch, which ClickHouse compares
+/// with a `Date`.
+fn date_literal(day: u16) -> String {
+    let (y, m, d) = civil_from_days(i64::from(day));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_of_days() {
+        let cases = [
+            (0, "1970-01-01"),
+            (59, "1970-03-01"),
+            (10_957, "2000-01-01"),
+            (11_016, "2000-02-29"),
+            (20_779, "2026-11-22"),
+        ];
+        for (day, text) in cases {
+            assert_eq!(date_literal(day), text, "{day}");
+        }
+        assert_eq!(day_of_ms(20_779 * 86_400_000 + 1), 20_779);
+        assert_eq!(day_of_ms(-1), 0);
+    }
+
+    #[test]
+    fn literals_escape_quotes_backslashes_and_placeholders() {
+        assert_eq!(literal("a'b\\c?d"), r"'a\'b\\c??d'");
+    }
+}

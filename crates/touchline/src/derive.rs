@@ -1,0 +1,524 @@
+//! Contacts, journeys and the daily metrics (`SPEC.md` §4-6), kept exact as
+//! events arrive late, twice or out of order and as identities merge and
+//! split (design: `docs/design/20261122_contacts_journeys.md`).
+//!
+//! Everything derived is recomputed whole from what ClickHouse holds, never
+//! patched, so recomputing twice changes nothing:
+//! - each event's [`ContactFactRow`], score and channel are written with its
+//!   timeline row; after the batch's writes, the contacts it touched are
+//!   recomputed from all their facts (a contact's facts only grow, so its
+//!   row is versioned by how many there are);
+//! - customers (journeys, per-customer stats) and days (per-channel metrics,
+//!   consistency) span partitions, so each has one owner at a time: the
+//!   instance assigned the partition of its *mark* in the compacted mark
+//!   topic, keyed `customer:<id>` or `day:<n>`. Whatever may change a
+//!   customer or a day produces its mark after the change is in ClickHouse;
+//!   the owner recomputes it from ClickHouse and versions the rows by the
+//!   mark's offset, which only grows for a key.
+//!
+//! A batch's offsets (its marks' included) are stored only after every step
+//! here is done and the marks it produced are acknowledged, so a crash
+//! repeats steps, which is harmless, and never skips one.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use tokio::sync::watch;
+use touchline_clickhouse::derived::{
+    self, day_of_ms, ChannelDayRow, ConsistencyDayRow, ContactFactRow, ContactRow,
+    CustomerStateRow, IdentityChannelRow, ScoreRow,
+};
+use touchline_clickhouse::{SinkError, Warehouse};
+use touchline_model::contact::{self, ContactFact, ContactKey};
+use touchline_model::identity::Identifier;
+use touchline_model::metrics::{
+    ChannelDay, ConsistencyDay, ContactOutcome, CustomerStats, JourneyOutcome,
+};
+use touchline_model::{Channel, SourceRecord, UnifiedEvent};
+
+use crate::metrics::Metrics;
+use crate::pipeline::{now_micros, retry};
+
+/// The mark topic's name, after the topic prefix.
+pub const MARK_TOPIC: &str = "touchline.derive.marks";
+/// Partitions of the mark topic: how many instances can share the
+/// customers and days. Fixed once created: a mark's partition must not
+/// change, or its offsets would stop growing.
+pub const MARK_PARTITIONS: i32 = 4;
+
+/// Something derived that must be recomputed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mark {
+    /// A customer's journeys and stats.
+    Customer(String),
+    /// A UTC day's per-channel metrics and consistency.
+    Day(u16),
+}
+
+impl Mark {
+    /// The Kafka key (and payload) of the mark.
+    pub fn key(&self) -> String {
+        match self {
+            Mark::Customer(id) => format!("customer:{id}"),
+            Mark::Day(day) => format!("day:{day}"),
+        }
+    }
+
+    /// The mark of a Kafka key; `None` for anything else.
+    pub fn parse(key: &[u8]) -> Option<Mark> {
+        let key = std::str::from_utf8(key).ok()?;
+        if let Some(id) = key.strip_prefix("customer:") {
+            return Some(Mark::Customer(id.to_owned()));
+        }
+        key.strip_prefix("day:")?.parse().ok().map(Mark::Day)
+    }
+}
+
+/// What a batch adds to the derived tables, gathered as it is read.
+#[derive(Debug, Default)]
+pub struct DerivedBatch {
+    pub facts: Vec<ContactFactRow>,
+    pub scores: Vec<ScoreRow>,
+    pub channels: Vec<IdentityChannelRow>,
+    seen_channels: HashSet<(String, i8)>,
+    /// Identity keys of the batch's events: their customers' channels or
+    /// scores may have changed.
+    keys: HashSet<String>,
+    /// Days of the batch's scored events.
+    score_days: BTreeSet<u16>,
+    /// Marks read in the batch, each with its newest offset.
+    marks: HashMap<Mark, u64>,
+}
+
+impl DerivedBatch {
+    /// Adds one event with its identifiers (anchor order) and the stored
+    /// form of its identity key, ingested at `version`.
+    pub fn add_event(
+        &mut self,
+        record: &SourceRecord,
+        event: &UnifiedEvent,
+        ids: &[Identifier],
+        identity_key: &str,
+        version: u64,
+    ) {
+        let key = ids.first().map(|id| ContactKey {
+            kind: id.kind(),
+            stored: identity_key.to_owned(),
+        });
+        if let Some(fact) = contact::contact_fact(record, event, key) {
+            self.facts.push(ContactFactRow::new(&fact, version));
+        }
+        if let Some(score) = ScoreRow::of(event, identity_key, version) {
+            self.score_days.insert(score.day);
+            self.scores.push(score);
+        }
+        if !identity_key.is_empty() {
+            let channel = event.channel.code();
+            if self
+                .seen_channels
+                .insert((identity_key.to_owned(), channel))
+            {
+                self.channels.push(IdentityChannelRow {
+                    identity_key: identity_key.to_owned(),
+                    channel,
+                });
+            }
+            self.keys.insert(identity_key.to_owned());
+        }
+    }
+
+    /// Adds a message of the mark topic; anything unreadable is skipped.
+    pub fn add_mark(&mut self, key: &[u8], offset: i64) {
+        match Mark::parse(key) {
+            Some(mark) => {
+                let offset = u64::try_from(offset).unwrap_or_default();
+                let newest = self.marks.entry(mark).or_default();
+                *newest = (*newest).max(offset);
+            }
+            None => {
+                tracing::warn!(key = %String::from_utf8_lossy(key), "skipping an unreadable derive mark")
+            }
+        }
+    }
+
+    /// Whether there is anything to derive.
+    pub fn is_empty(&self) -> bool {
+        self.facts.is_empty()
+            && self.keys.is_empty()
+            && self.score_days.is_empty()
+            && self.marks.is_empty()
+    }
+}
+
+/// What the derive steps of a batch did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Derived {
+    pub contacts: usize,
+    pub customers: usize,
+    pub days: usize,
+    pub marks_produced: usize,
+}
+
+/// The derive steps of one instance: ClickHouse to read and write, and the
+/// mark topic to hand work to each customer's and day's owner.
+#[derive(Clone)]
+pub struct Deriver {
+    marks: MarkProducer,
+    warehouse: Warehouse,
+    metrics: Metrics,
+}
+
+/// Produces marks to the mark topic.
+#[derive(Clone)]
+pub struct MarkProducer {
+    topic: String,
+    producer: FutureProducer,
+}
+
+impl MarkProducer {
+    /// Creates the mark topic unless it exists, and the producer.
+    pub async fn new(client: &ClientConfig, topic_prefix: &str) -> anyhow::Result<MarkProducer> {
+        let topic = format!("{topic_prefix}{MARK_TOPIC}");
+        create_topic(client, &topic).await?;
+        let producer: FutureProducer = client
+            .clone()
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .create()
+            .context("cannot create the derive-mark producer")?;
+        Ok(MarkProducer { topic, producer })
+    }
+
+    /// The mark topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Produces `marks` and waits until the broker has them all.
+    pub async fn publish(&self, marks: &BTreeSet<Mark>) -> anyhow::Result<()> {
+        let keys: Vec<String> = marks.iter().map(Mark::key).collect();
+        let deliveries = keys.iter().map(|key| {
+            self.producer.send(
+                FutureRecord::to(&self.topic)
+                    .key(key.as_bytes())
+                    .payload(key.as_bytes()),
+                Duration::from_secs(30),
+            )
+        });
+        for delivery in futures::future::join_all(deliveries).await {
+            if let Err((error, _)) = delivery {
+                bail!("cannot produce derive marks to {}: {error}", self.topic);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Deriver {
+    pub fn new(marks: MarkProducer, warehouse: Warehouse, metrics: Metrics) -> Deriver {
+        Deriver {
+            marks,
+            warehouse,
+            metrics,
+        }
+    }
+
+    /// The mark topic's name.
+    pub fn topic(&self) -> &str {
+        self.marks.topic()
+    }
+
+    /// Runs the derive steps of a batch whose facts, scores and channels are
+    /// written: recomputes the contacts it touched and the customers and
+    /// days it holds marks for, then produces the marks those changes call
+    /// for. Waits out ClickHouse or the broker being unavailable; `Ok(None)`
+    /// when shutdown came first.
+    pub async fn run(
+        &self,
+        batch: &DerivedBatch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Derived>> {
+        let mut derived = Derived::default();
+        let mut produce: BTreeSet<Mark> = batch.score_days.iter().map(|d| Mark::Day(*d)).collect();
+        let mut contact_ids: Vec<&str> =
+            batch.facts.iter().map(|f| f.contact_id.as_str()).collect();
+        contact_ids.sort_unstable();
+        contact_ids.dedup();
+        let mut keys: HashSet<String> = batch.keys.clone();
+        if !contact_ids.is_empty() {
+            let Some(touched) = self.step(shutdown, || self.contacts(&contact_ids)).await? else {
+                return Ok(None);
+            };
+            derived.contacts = touched.contacts;
+            produce.extend(touched.days.into_iter().map(Mark::Day));
+            keys.extend(touched.keys);
+        }
+        if !keys.is_empty() {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let Some(owners) = self
+                .step(shutdown, || derived::customers_of(&self.warehouse, &keys))
+                .await?
+            else {
+                return Ok(None);
+            };
+            produce.extend(owners.into_values().map(Mark::Customer));
+        }
+        let customers: Vec<(&str, u64)> = batch
+            .marks
+            .iter()
+            .filter_map(|(mark, version)| match mark {
+                Mark::Customer(id) => Some((id.as_str(), *version)),
+                Mark::Day(_) => None,
+            })
+            .collect();
+        if !customers.is_empty() {
+            let Some(days) = self.step(shutdown, || self.customers(&customers)).await? else {
+                return Ok(None);
+            };
+            derived.customers = customers.len();
+            produce.extend(days.into_iter().map(Mark::Day));
+        }
+        let days: Vec<(u16, u64)> = batch
+            .marks
+            .iter()
+            .filter_map(|(mark, version)| match mark {
+                Mark::Day(day) => Some((*day, *version)),
+                Mark::Customer(_) => None,
+            })
+            .collect();
+        if !days.is_empty() {
+            if self.step(shutdown, || self.days(&days)).await?.is_none() {
+                return Ok(None);
+            }
+            derived.days = days.len();
+        }
+        if !produce.is_empty() {
+            let published = retry(
+                "kafka",
+                &self.metrics,
+                shutdown,
+                || self.marks.publish(&produce),
+                |_| true,
+            )
+            .await;
+            if published.is_none() {
+                return Ok(None);
+            }
+            derived.marks_produced = produce.len();
+        }
+        Ok(Some(derived))
+    }
+
+    /// Runs one ClickHouse step, retrying while ClickHouse is unavailable.
+    async fn step<T, F, Fut>(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        attempt: F,
+    ) -> anyhow::Result<Option<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SinkError>>,
+    {
+        match retry(
+            "clickhouse",
+            &self.metrics,
+            shutdown,
+            attempt,
+            SinkError::is_retryable,
+        )
+        .await
+        {
+            None => Ok(None),
+            Some(Ok(value)) => Ok(Some(value)),
+            Some(Err(error)) => bail!("a derive step failed: {error}"),
+        }
+    }
+
+    /// Recomputes `contact_ids` from all their facts.
+    async fn contacts(&self, contact_ids: &[&str]) -> Result<TouchedContacts, SinkError> {
+        let rows = derived::contact_facts(&self.warehouse, contact_ids).await?;
+        let mut facts: HashMap<&str, Vec<ContactFact>> = HashMap::new();
+        let mut touched = TouchedContacts::default();
+        for row in &rows {
+            touched.days.insert(day_of_ms(row.occurred_at_ms));
+            if !row.identity_key.is_empty() {
+                touched.keys.insert(row.identity_key.clone());
+            }
+            if let Some(fact) = row.fact() {
+                facts.entry(row.contact_id.as_str()).or_default().push(fact);
+            }
+        }
+        let contacts: Vec<ContactRow> = facts
+            .values()
+            .filter_map(|facts| contact::contact(facts))
+            .map(|c| ContactRow::new(&c))
+            .collect();
+        touched.contacts = contacts.len();
+        self.warehouse.insert(&contacts).await?;
+        Ok(touched)
+    }
+
+    /// Recomputes the journeys and stats of `customers`, each versioned by
+    /// its mark's offset; returns the start days of their journeys before
+    /// and after.
+    async fn customers(&self, customers: &[(&str, u64)]) -> Result<BTreeSet<u16>, SinkError> {
+        let ids: Vec<&str> = customers.iter().map(|(id, _)| *id).collect();
+        let mut inputs = derived::customer_inputs(&self.warehouse, &ids).await?;
+        let now = now_micros();
+        let mut days = BTreeSet::new();
+        let mut rows = Vec::with_capacity(customers.len());
+        for (id, version) in customers {
+            let input = inputs.remove(*id).unwrap_or_default();
+            days.extend(input.stored_journey_days.iter().copied());
+            let contacts: Vec<_> = input
+                .contacts
+                .iter()
+                .filter_map(ContactRow::contact)
+                .collect();
+            let journeys = contact::journeys(&contacts);
+            days.extend(journeys.iter().map(|j| day_of_ms(j.started_at_ms)));
+            let channel_of: HashMap<&str, Channel> = contacts
+                .iter()
+                .map(|c| (c.contact_id.as_str(), c.channel))
+                .collect();
+            let stats = CustomerStats::of(
+                input.channels.iter().copied(),
+                contacts.len() as u64,
+                journeys.len() as u64,
+                input.csat.iter().copied(),
+            );
+            rows.push(CustomerStateRow::new(
+                id,
+                &stats,
+                &journeys,
+                &channel_of,
+                *version,
+                now,
+            ));
+        }
+        self.warehouse.insert(&rows).await?;
+        Ok(days)
+    }
+
+    /// Recomputes the metrics of `days`, each versioned by its mark's offset.
+    async fn days(&self, days: &[(u16, u64)]) -> Result<(), SinkError> {
+        let list: Vec<u16> = days.iter().map(|(day, _)| *day).collect();
+        let mut inputs = derived::day_inputs(&self.warehouse, &list).await?;
+        let mut channel_rows = Vec::with_capacity(days.len() * Channel::ALL.len());
+        let mut consistency_rows = Vec::with_capacity(days.len());
+        for (day, version) in days {
+            let input = inputs.remove(day).unwrap_or_default();
+            let metrics: Vec<ChannelDay> = Channel::ALL
+                .into_iter()
+                .map(|channel| {
+                    let code = channel.code();
+                    let outcomes: Vec<ContactOutcome> = input
+                        .contacts
+                        .iter()
+                        .filter(|c| c.channel == code)
+                        .map(|c| ContactOutcome {
+                            resolved: c.resolved != 0,
+                            handed_off: c.handed_off != 0,
+                            abandoned: c.abandoned != 0,
+                            first_response_ms: c.first_response_ms,
+                            handle_seconds: c.handle_seconds,
+                        })
+                        .collect();
+                    let scores: Vec<_> = input
+                        .scores
+                        .iter()
+                        .filter(|s| s.channel == code)
+                        .map(ScoreRow::scores)
+                        .collect();
+                    ChannelDay::of(channel, &outcomes, &scores)
+                })
+                .collect();
+            let journeys: Vec<JourneyOutcome> = input
+                .journeys
+                .iter()
+                .map(|j| JourneyOutcome {
+                    contacts: j.contacts as usize,
+                    channel_count: usize::from(j.channel_count),
+                    channel_switches: j.channel_switches as usize,
+                    one_contact_resolution: j.one_contact_resolution != 0,
+                })
+                .collect();
+            let consistency = ConsistencyDay::of(&journeys, &metrics);
+            for (channel, m) in Channel::ALL.into_iter().zip(&metrics) {
+                channel_rows.push(ChannelDayRow::new(*day, channel, m, *version));
+            }
+            consistency_rows.push(ConsistencyDayRow::new(*day, &consistency, *version));
+        }
+        self.warehouse.insert(&channel_rows).await?;
+        self.warehouse.insert(&consistency_rows).await?;
+        Ok(())
+    }
+}
+
+/// What recomputing a batch's contacts found.
+#[derive(Debug, Default)]
+struct TouchedContacts {
+    contacts: usize,
+    /// Days of their events: a contact's start day before and after.
+    days: BTreeSet<u16>,
+    /// Identity keys of their events: its customer before and after.
+    keys: HashSet<String>,
+}
+
+/// Creates the compacted mark topic unless it exists.
+async fn create_topic(client: &ClientConfig, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let compacted = NewTopic::new(topic, MARK_PARTITIONS, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
+    for result in admin
+        .create_topics([&compacted], &options)
+        .await
+        .with_context(|| format!("cannot create the topic {topic}"))?
+    {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => bail!("cannot create the topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_round_trip_through_their_keys() {
+        for mark in [
+            Mark::Customer("c_0123456789abcdef".into()),
+            Mark::Day(20_779),
+        ] {
+            assert_eq!(Mark::parse(mark.key().as_bytes()), Some(mark));
+        }
+        for bad in [&b"day:x"[..], b"customer", b"", b"\xff"] {
+            assert_eq!(Mark::parse(bad), None);
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_the_newest_offset_of_each_mark() {
+        let mut batch = DerivedBatch::default();
+        assert!(batch.is_empty());
+        batch.add_mark(b"day:3", 7);
+        batch.add_mark(b"day:3", 5);
+        batch.add_mark(b"customer:c_1", 9);
+        batch.add_mark(b"nonsense", 10);
+        assert_eq!(batch.marks.get(&Mark::Day(3)), Some(&7));
+        assert_eq!(batch.marks.get(&Mark::Customer("c_1".into())), Some(&9));
+        assert_eq!(batch.marks.len(), 2);
+    }
+}
