@@ -179,6 +179,10 @@ pub struct TruthEvent {
     pub resolves: Option<bool>,
     /// `wait_seconds` of a `CALL_COMPLETED` or `CALL_ABANDONED` record.
     pub wait_seconds: Option<u32>,
+    /// Talk + hold + wrap seconds of a `CALL_COMPLETED` or `CALL_ABANDONED`
+    /// record.
+    #[serde(default)]
+    pub handle_seconds: Option<u32>,
     /// How many times it was produced: 1, or 2 with a duplicate.
     pub deliveries: u32,
 }
@@ -197,6 +201,7 @@ pub(crate) struct ContactFacts {
     pub(crate) role: Option<Role>,
     pub(crate) resolves: Option<bool>,
     pub(crate) wait_seconds: Option<u32>,
+    pub(crate) handle_seconds: Option<u32>,
 }
 
 /// One contact (`SPEC.md` §4), derived from its delivered events. Which
@@ -227,6 +232,12 @@ pub struct TruthContact {
     pub csat: Option<u8>,
     pub ces: Option<u8>,
     pub nps: Option<u8>,
+    /// Calls: talk + hold + wrap of its call record.
+    #[serde(default)]
+    pub handle_seconds: Option<u32>,
+    /// Calls: its call record is `CALL_ABANDONED`.
+    #[serde(default)]
+    pub abandoned: bool,
     /// Its distinct delivered events.
     pub events: usize,
 }
@@ -522,6 +533,7 @@ fn contacts(events: &[TruthEvent]) -> Vec<TruthContact> {
                 .find_map(|e| e.resolves)
                 .unwrap_or(false),
         };
+        let call_record = events.iter().rev().find(|e| e.wait_seconds.is_some());
         let first_response_ms = match channel {
             Channel::Chatbot | Channel::Social => {
                 match (
@@ -554,6 +566,8 @@ fn contacts(events: &[TruthEvent]) -> Vec<TruthContact> {
             csat: events.iter().find_map(|e| e.csat),
             ces: events.iter().find_map(|e| e.ces),
             nps: events.iter().find_map(|e| e.nps),
+            handle_seconds: call_record.and_then(|e| e.handle_seconds),
+            abandoned: call_record.is_some_and(|e| e.kind == "CALL_ABANDONED"),
             events: events.len(),
         });
     }

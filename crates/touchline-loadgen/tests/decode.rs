@@ -192,6 +192,7 @@ async fn contacts_from_the_decoded_messages_agree_with_the_truth() {
                 c.handed_off,
                 c.first_response_ms,
                 (c.csat, c.ces, c.nps),
+                (c.handle_seconds, c.abandoned),
                 c.events,
             );
             (c.contact_id, shape)
@@ -210,6 +211,7 @@ async fn contacts_from_the_decoded_messages_agree_with_the_truth() {
                 c.handed_off,
                 c.first_response_ms,
                 (c.csat, c.ces, c.nps),
+                (c.handle_seconds, c.abandoned),
                 c.events,
             );
             (c.contact_id.clone(), shape)

@@ -240,6 +240,9 @@ impl Sim<'_> {
                     role: None,
                     resolves: call_record.then(|| record.disposition == Some("RESOLVED")),
                     wait_seconds: call_record.then(|| u32::try_from(record.wait).unwrap_or(0)),
+                    handle_seconds: call_record.then(|| {
+                        u32::try_from(record.talk + record.hold + record.wrap).unwrap_or(0)
+                    }),
                 },
             };
             // The platform exports a record once the call (or survey) is over.

@@ -310,6 +310,7 @@ impl Sim<'_> {
                     },
                     resolves: turn.resolved,
                     wait_seconds: None,
+                    handle_seconds: None,
                 },
             };
             events.push((Value::Object(doc), facts, turn.at_ms));

@@ -112,6 +112,7 @@ impl EventFacts {
             role: self.contact.role,
             resolves: self.contact.resolves,
             wait_seconds: self.contact.wait_seconds,
+            handle_seconds: self.contact.handle_seconds,
             deliveries: 0,
         }
     }

@@ -305,6 +305,7 @@ impl Sim<'_> {
                     }),
                     resolves: message.resolved.filter(|_| message.by_brand),
                     wait_seconds: None,
+                    handle_seconds: None,
                 },
             };
             // The tool polls the platforms every few minutes.
