@@ -7,6 +7,8 @@
 //! Tests that need servers talk to the real ones `scripts/stack up` starts;
 //! `scripts/test` starts them and exports their addresses.
 
+pub mod metrics_oracle;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Command;
@@ -645,11 +647,13 @@ pub async fn check_identities(env: &TestEnv, truth: &GroundTruth) {
 }
 
 /// Every view against the truth: `v_timeline` (every column, `customer_id`
-/// included), `v_identities`, and `dead_letters` by reason, by source topic
+/// included), `v_identities`, the derived views ([`metrics_oracle`]) and
+/// `dead_letters` by reason, by source topic
 /// (without this environment's prefix) and in all.
 pub async fn check_every_view(env: &TestEnv, truth: &GroundTruth) {
     check_timeline(env, truth).await;
     check_identities(env, truth).await;
+    metrics_oracle::check_derived(env, truth).await;
     check_dead_letters(env, truth).await;
     let rows = env
         .query("SELECT topic, reason, count() AS n FROM {db}.dead_letters GROUP BY topic, reason")
