@@ -99,6 +99,53 @@ def main() -> int:
 
     check("v_timeline shows each event once, with its current customer", timeline_dedups)
 
+    def insert_derived_rows():
+        db.query(
+            f"INSERT INTO {DATABASE}.contacts VALUES "
+            "('chatbot:c1', 'chatbot', 'billing', 1772323200, 1772323200000, 0, 0, 0, NULL, NULL, NULL, 1000, NULL, 1, 'email:a@b.co', 1), "
+            "('chatbot:c1', 'chatbot', 'billing', 1772236800, 1772236800000, 1, 1, 0, 5, NULL, NULL, 1500, NULL, 2, 'email:a@b.co', 2)"
+        )
+        db.query(
+            f"INSERT INTO {DATABASE}.customer_state VALUES "
+            "('c_new', ['chatbot'], 1, NULL, ['j_1'], ['billing'], [1772323200000], [1], [1], [0], [0], [0], [['chatbot:c1']], [['chatbot']], 1, 1772323300), "
+            "('c_new', ['chatbot', 'app'], 2, 1.5, ['j_0', 'j_2'], ['billing', 'other'], [1772236800000, 1772323200000], [1, 1], [1, 1], [0, 0], [1, 0], [1, 0], [['chatbot:c1'], ['app:e9']], [['chatbot'], ['app']], 2, 1772323400), "
+            "('c_old', [], 0, NULL, [], [], [], [], [], [], [], [], [], [], 3, 1772323400)"
+        )
+        db.query(
+            f"INSERT INTO {DATABASE}.channel_daily VALUES "
+            "('2026-03-01', 'chatbot', 1, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), "
+            "('2026-03-01', 'chatbot', 2, 1, 2, 3.0, 1.0, 2.0, 0, 0, 0, 0, 2, 1, 2, 1, 3, 1, 2, 0, 0, 0, 0, 2), "
+            "('2026-03-02', 'app', 0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)"
+        )
+        db.query(
+            f"INSERT INTO {DATABASE}.consistency_daily VALUES "
+            "('2026-03-01', 1, 0, 1, 0, 0, NULL, NULL, 1), ('2026-03-01', 2, 1, 1, 1, 1, NULL, 12.5, 2)"
+        )
+
+    check("insert sample derived rows", insert_derived_rows)
+
+    def derived_views():
+        def rows(sql):
+            return db.query(sql.replace("{db}", DATABASE), "CSV").bytes().decode().split()
+
+        assert rows("SELECT contact_id, customer_id, toDate(started_at), resolved, first_response_s FROM {db}.v_contacts") == [
+            '"chatbot:c1","c_new","2026-02-28",1,1.5'
+        ], "v_contacts shows the newest version with its current customer"
+        journeys = rows("SELECT journey_id, customer_id, topic, contacts, contact_ids FROM {db}.v_journeys ORDER BY journey_id")
+        assert journeys == [
+            '"j_0","c_new","billing",1,"[\'chatbot:c1\']"',
+            '"j_2","c_new","other",1,"[\'app:e9\']"',
+        ], f"v_journeys unrolls the newest state: {journeys}"
+        assert rows("SELECT customer_id, channels_used, contacts, journeys, csat_range FROM {db}.v_customers") == [
+            '"c_new",2,2,2,1.5'
+        ], "v_customers hides a customer merged away"
+        daily = rows("SELECT day, channel, contacts, resolution_rate, nps, containment_rate FROM {db}.v_channel_daily")
+        assert daily == ['"2026-03-01","chatbot",2,0.5,-33.333333333333336,0.5'], f"v_channel_daily: {daily}"
+        consistency = rows("SELECT day, journeys, multichannel_rate, resolution_gap_pp FROM {db}.v_consistency_daily")
+        assert consistency == ['"2026-03-01",2,0.5,12.5'], f"v_consistency_daily: {consistency}"
+
+    check("derived views show the newest versions, unrolled and with rates", derived_views)
+
     for path in sorted((SCHEMAS / "queries").glob("*.sql")):
         sql = path.read_text().replace("{database}", DATABASE)
 

@@ -1139,8 +1139,7 @@ type Series = BTreeMap<Vec<String>, Option<f64>>;
 /// How a period's value of a column is made from its days (the rule of
 /// `SPEC.md` §6 for a period): a sum, or the summed numerator over the summed
 /// denominator (`None` when that is 0). A mean's numerator is its mean times
-/// its responses. Handle time is weighted by completed calls, which the view
-/// does not give: calls minus abandoned calls.
+/// its responses; handle time is its sum over the handled calls.
 fn rollup(column: &str, days: &[&Day]) -> Option<Option<f64>> {
     let get = |d: &Day, c: &str| d.get(c).copied().unwrap_or(0.0);
     let sum = |f: &dyn Fn(&Day) -> f64| days.iter().map(|d| f(d)).sum::<f64>();
@@ -1175,16 +1174,7 @@ fn rollup(column: &str, days: &[&Day]) -> Option<Option<f64>> {
         "frt_mean_s" => mean("frt_mean_s", "frt_responses"),
         "ces_mean" => mean("ces_mean", "ces_responses"),
         "sentiment_mean" => mean("sentiment_mean", "sentiment_responses"),
-        "handle_mean_s" => {
-            let handled = |d: &Day| {
-                if d.contains_key("handle_mean_s") {
-                    get(d, "calls") - get(d, "abandoned_calls")
-                } else {
-                    0.0
-                }
-            };
-            ratio(&|d| get(d, "handle_mean_s") * handled(d), &handled)
-        }
+        "handle_mean_s" => ratio(&|d| get(d, "handle_sum_s"), &|d| get(d, "handled_calls")),
         "multichannel_rate" => ratio(&|d| get(d, "multichannel_journeys"), &|d| {
             get(d, "journeys")
         }),

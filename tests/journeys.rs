@@ -58,7 +58,10 @@ fn doubled_and_shuffled(generated: &Generated) -> Generated {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn derived_views_equal_the_truth_and_ignore_order_and_repeats() {
     let generated = load();
-    assert!(generated.truth.contacts.len() > 1000, "a load with contacts");
+    assert!(
+        generated.truth.contacts.len() > 1000,
+        "a load with contacts"
+    );
 
     let first = TestEnv::new("journeys");
     first.create_topics(4).await;
@@ -74,11 +77,24 @@ async fn derived_views_equal_the_truth_and_ignore_order_and_repeats() {
     second.run_touchline("run", &["--until-caught-up"]);
     let (a, b) = (views(&first).await, views(&second).await);
     assert!(a.len() >= 7, "every view compared: {:?}", a.keys());
-    for name in ["v_contacts", "v_journeys", "v_channel_daily", "v_consistency_daily", "v_customers"] {
-        assert!(a.get(name).is_some_and(|rows| !rows.is_empty()), "{name} has rows");
+    for name in [
+        "v_contacts",
+        "v_journeys",
+        "v_channel_daily",
+        "v_consistency_daily",
+        "v_customers",
+    ] {
+        assert!(
+            a.get(name).is_some_and(|rows| !rows.is_empty()),
+            "{name} has rows"
+        );
     }
     for (name, rows) in &a {
-        assert_eq!(Some(rows), b.get(name), "{name} after a shuffled, doubled delivery");
+        assert_eq!(
+            Some(rows),
+            b.get(name),
+            "{name} after a shuffled, doubled delivery"
+        );
     }
     first.drop_database().await;
     second.drop_database().await;

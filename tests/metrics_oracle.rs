@@ -48,7 +48,12 @@ pub async fn check_derived(env: &TestEnv, truth: &GroundTruth) {
     problems.extend(compare(
         "v_channel_daily",
         &expected.channel_days,
-        &rows_by(env, "SELECT * FROM {db}.v_channel_daily", &["day", "channel"]).await,
+        &rows_by(
+            env,
+            "SELECT * FROM {db}.v_channel_daily",
+            &["day", "channel"],
+        )
+        .await,
     ));
     problems.extend(compare(
         "v_consistency_daily",
@@ -222,7 +227,8 @@ impl Expected {
                 match runs.last_mut() {
                     Some(run)
                         if run.last().is_some_and(|l| {
-                            l.topic == c.topic && c.started_at_ms - l.started_at_ms <= JOURNEY_GAP_MS
+                            l.topic == c.topic
+                                && c.started_at_ms - l.started_at_ms <= JOURNEY_GAP_MS
                         }) =>
                     {
                         run.push(c)
@@ -233,7 +239,10 @@ impl Expected {
             *journeys_of.entry(customer).or_default() = runs.len();
             for run in runs {
                 let channels: BTreeSet<Channel> = run.iter().map(|c| c.channel).collect();
-                let switches = run.windows(2).filter(|w| w[0].channel != w[1].channel).count();
+                let switches = run
+                    .windows(2)
+                    .filter(|w| w[0].channel != w[1].channel)
+                    .count();
                 let resolved = run.last().is_some_and(|c| c.resolved);
                 let ocr = run.len() == 1 && resolved;
                 let first = run[0];
@@ -241,7 +250,11 @@ impl Expected {
                     .entry(first.started_at_ms.div_euclid(DAY_MS))
                     .or_default()
                     .push((run.len(), channels.len(), switches, ocr));
-                let key = format!("{customer}|{}|{}", first.topic.as_str(), first.started_at_ms);
+                let key = format!(
+                    "{customer}|{}|{}",
+                    first.topic.as_str(),
+                    first.started_at_ms
+                );
                 journeys.insert(
                     key,
                     serde_json::json!({
@@ -399,8 +412,14 @@ fn compare(
     actual: &BTreeMap<String, Value>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    let missing: Vec<&String> = expected.keys().filter(|k| !actual.contains_key(*k)).collect();
-    let extra: Vec<&String> = actual.keys().filter(|k| !expected.contains_key(*k)).collect();
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
     if !missing.is_empty() || !extra.is_empty() {
         problems.push(format!(
             "{view}: {} rows missing (e.g. {:?}), {} unexpected (e.g. {:?})",
@@ -460,7 +479,10 @@ fn text(value: &Value) -> String {
 fn anchor_order(typed: &str) -> (usize, &str) {
     const KINDS: [&str; 6] = ["account", "email", "phone", "social", "device", "visitor"];
     let (kind, value) = typed.split_once(':').unwrap_or((typed, ""));
-    (KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len()), value)
+    (
+        KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len()),
+        value,
+    )
 }
 
 /// The smallest value with at least `percent`% of the values at or below it.

@@ -11,6 +11,10 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
+use crate::derived::{
+    ChannelDayRow, ConsistencyDayRow, ContactFactRow, ContactRow, CustomerStateRow,
+    IdentityChannelRow, ScoreRow,
+};
 use crate::error::SinkError;
 use crate::rows::{DeadLetterRow, IdentityRow, Table, TextRow, TimelineRow};
 use crate::warehouse::Warehouse;
@@ -128,24 +132,27 @@ struct ColumnRow {
     name: String,
 }
 
+/// A table the sink writes and the columns it writes.
+fn columns<T: Table>() -> (&'static str, &'static [&'static str]) {
+    (<T as Table>::NAME, <T as Row>::COLUMN_NAMES)
+}
+
 /// Checks that the tables the sink writes exist with the columns it writes,
 /// so that a missing migration fails at start-up with a clear message instead
 /// of at the first insert.
 pub async fn check(warehouse: &Warehouse) -> Result<(), SinkError> {
-    let expected: [(&str, &[&str]); 4] = [
-        (
-            <TimelineRow as Table>::NAME,
-            <TimelineRow as Row>::COLUMN_NAMES,
-        ),
-        (
-            <DeadLetterRow as Table>::NAME,
-            <DeadLetterRow as Row>::COLUMN_NAMES,
-        ),
-        (
-            <IdentityRow as Table>::NAME,
-            <IdentityRow as Row>::COLUMN_NAMES,
-        ),
-        (<TextRow as Table>::NAME, <TextRow as Row>::COLUMN_NAMES),
+    let expected: [(&str, &[&str]); 11] = [
+        columns::<TimelineRow>(),
+        columns::<DeadLetterRow>(),
+        columns::<IdentityRow>(),
+        columns::<TextRow>(),
+        columns::<ContactFactRow>(),
+        columns::<ScoreRow>(),
+        columns::<IdentityChannelRow>(),
+        columns::<ContactRow>(),
+        columns::<CustomerStateRow>(),
+        columns::<ChannelDayRow>(),
+        columns::<ConsistencyDayRow>(),
     ];
     for (table, columns) in expected {
         let present: Vec<String> = warehouse

@@ -1,10 +1,12 @@
 //! What the README's main command prints at the end: per channel, what
-//! reached the timeline, read back from the views. The SQL lives in
+//! reached the timeline, and the omnichannel consistency (CSAT %, NPS,
+//! resolution and the gaps between channels), read back from the views. The SQL lives in
 //! `schemas/clickhouse/queries/`, where the test suite also runs it on a
 //! current ClickHouse.
 
 use clickhouse::Row;
 use serde::Deserialize;
+use touchline_model::metrics::ChannelDay;
 
 use crate::error::SinkError;
 use crate::warehouse::Warehouse;
@@ -51,4 +53,73 @@ pub struct DeadLetterSummary {
 /// How many messages were dead-lettered, by reason.
 pub async fn dead_letters(warehouse: &Warehouse) -> Result<Vec<DeadLetterSummary>, SinkError> {
     warehouse.fetch_all(DEAD_LETTER_SUMMARY).await
+}
+
+const CONSISTENCY_CHANNELS: &str =
+    include_str!("../../../schemas/clickhouse/queries/consistency_channels.sql");
+const CONSISTENCY_PERIOD: &str =
+    include_str!("../../../schemas/clickhouse/queries/consistency_period.sql");
+
+/// One channel's contacts and scores over every day, from `v_channel_daily`.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct ChannelConsistency {
+    pub channel: String,
+    pub contacts: u64,
+    pub resolved_contacts: u64,
+    pub frt_count: u64,
+    pub frt_sum_s: f64,
+    pub conversations: u64,
+    pub handed_off: u64,
+    pub csat_responses: u64,
+    pub csat_top2: u64,
+    pub nps_responses: u64,
+    pub nps_promoters: u64,
+    pub nps_detractors: u64,
+}
+
+impl ChannelConsistency {
+    /// The period as one [`ChannelDay`], for its rates and the gaps.
+    pub fn as_channel_day(&self) -> ChannelDay {
+        ChannelDay {
+            contacts: self.contacts,
+            resolved_contacts: self.resolved_contacts,
+            frt_responses: self.frt_count,
+            frt_sum_s: self.frt_sum_s,
+            conversations: self.conversations,
+            handed_off: self.handed_off,
+            csat_responses: self.csat_responses,
+            csat_top2: self.csat_top2,
+            nps_responses: self.nps_responses,
+            nps_promoters: self.nps_promoters,
+            nps_detractors: self.nps_detractors,
+            ..ChannelDay::default()
+        }
+    }
+}
+
+/// Journeys and the mean daily gaps over every day, from
+/// `v_consistency_daily`.
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct PeriodConsistency {
+    pub days: u64,
+    pub journeys: u64,
+    pub multichannel_journeys: u64,
+    pub ocr_journeys: u64,
+    pub repeat_journeys: u64,
+    pub mean_daily_csat_gap_pp: Option<f64>,
+    pub mean_daily_resolution_gap_pp: Option<f64>,
+}
+
+/// Per-channel consistency over every day.
+pub async fn consistency_channels(
+    warehouse: &Warehouse,
+) -> Result<Vec<ChannelConsistency>, SinkError> {
+    warehouse.fetch_all(CONSISTENCY_CHANNELS).await
+}
+
+/// Journeys and daily gaps over every day.
+pub async fn consistency_period(warehouse: &Warehouse) -> Result<PeriodConsistency, SinkError> {
+    let mut rows: Vec<PeriodConsistency> = warehouse.fetch_all(CONSISTENCY_PERIOD).await?;
+    rows.pop()
+        .ok_or_else(|| SinkError::Schema("the consistency summary returned no row".into()))
 }

@@ -773,8 +773,8 @@ impl Cli {
                 .await?;
                 println!(
                     "forgot 1 customer: {} identifiers suppressed, {} identity link sets \
-                     tombstoned, {} contacts",
-                    report.identifiers, report.link_sets, report.contacts
+                     tombstoned, {} contacts, {} days of aggregates to recompute",
+                    report.identifiers, report.link_sets, report.contacts, report.days
                 );
                 for erased in &report.erased {
                     println!("  {:<22} {:>8} rows deleted", erased.table, erased.rows);
@@ -1055,6 +1055,63 @@ async fn print_summary(warehouse: &Warehouse) -> anyhow::Result<()> {
             .collect();
         println!("dead letters: {}", listed.join(", "));
     }
+    print_consistency(warehouse).await
+}
+
+/// The omnichannel consistency over every day: per channel CSAT %, NPS and
+/// resolution, the gaps between channels, and the journeys.
+async fn print_consistency(warehouse: &Warehouse) -> anyhow::Result<()> {
+    use touchline_model::metrics::{ConsistencyDay, GAP_MINIMUM};
+
+    let channels = summary::consistency_channels(warehouse).await?;
+    let period = summary::consistency_period(warehouse).await?;
+    let shown = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    #[allow(clippy::cast_precision_loss)]
+    let share = |part: u64, whole: u64| (whole > 0).then(|| 100.0 * part as f64 / whole as f64);
+    println!();
+    println!("omnichannel consistency, all {} days", period.days);
+    println!(
+        "{:<12} {:>9} {:>10} {:>8} {:>7} {:>6} {:>9} {:>12}",
+        "channel", "contacts", "resolved_%", "csat_n", "csat_%", "nps", "frt_s", "contained_%"
+    );
+    let mut days = Vec::with_capacity(channels.len());
+    for row in &channels {
+        let m = row.as_channel_day();
+        #[allow(clippy::cast_precision_loss)]
+        let nps = (m.nps_responses > 0).then(|| {
+            100.0 * (m.nps_promoters as f64 - m.nps_detractors as f64) / m.nps_responses as f64
+        });
+        #[allow(clippy::cast_precision_loss)]
+        let frt = (m.frt_responses > 0).then(|| m.frt_sum_s / m.frt_responses as f64);
+        println!(
+            "{:<12} {:>9} {:>10} {:>8} {:>7} {:>6} {:>9} {:>12}",
+            row.channel,
+            m.contacts,
+            shown(m.resolution_pct()),
+            m.csat_responses,
+            shown(m.csat_pct()),
+            shown(nps),
+            shown(frt),
+            shown(share(m.conversations - m.handed_off, m.conversations)),
+        );
+        days.push(m);
+    }
+    let gaps = ConsistencyDay::of(&[], &days);
+    println!(
+        "gaps over all days (channels with at least {GAP_MINIMUM}): CSAT {} pp, resolution {} pp; \
+         mean daily gap: CSAT {} pp, resolution {} pp",
+        shown(gaps.csat_gap_pp),
+        shown(gaps.resolution_gap_pp),
+        shown(period.mean_daily_csat_gap_pp),
+        shown(period.mean_daily_resolution_gap_pp),
+    );
+    println!(
+        "journeys: {}, multichannel {}%, one-contact resolution {}%, repeat contact {}%",
+        period.journeys,
+        shown(share(period.multichannel_journeys, period.journeys)),
+        shown(share(period.ocr_journeys, period.journeys)),
+        shown(share(period.repeat_journeys, period.journeys)),
+    );
     Ok(())
 }
 
