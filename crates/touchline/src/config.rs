@@ -53,7 +53,7 @@ pub struct KafkaSettings {
     /// Bootstrap servers, comma-separated. Default `127.0.0.1:9092`.
     pub brokers: String,
     /// Prefix of the source topic names (`<prefix>cx.chatbot.events`, ...) and
-    /// of the identity-link topic, for environments sharing a broker.
+    /// of the topics Touchline keeps, for environments sharing a broker.
     /// Default empty.
     pub topic_prefix: String,
     /// Consumer group; instances of one group share the partitions.
@@ -371,7 +371,8 @@ metrics_addr = "0.0.0.0:9464"
 # env TOUCHLINE_KAFKA_BROKERS, flag --brokers
 brokers = "127.0.0.1:9092"
 # Prefix of the four source topic names (`<prefix>cx.chatbot.events`, ...) and
-# of the identity-link topic, for environments that share a broker.
+# of the topics Touchline keeps (identity links, suppression list, derive
+# marks), for environments that share a broker.
 # env TOUCHLINE_TOPIC_PREFIX, flag --topic-prefix
 topic_prefix = ""
 # Consumer group. Instances of one group share the source partitions: run at
