@@ -93,6 +93,19 @@ pub const TARGETS: &[Target] = &[
     },
 ];
 
+/// Where a customer's data has days that the daily aggregates are computed
+/// by (`channel_daily`, `consistency_daily`): a table of [`TARGETS`] and the
+/// expression of the UTC day (days since the Unix epoch) of its rows. After
+/// an erasure, `touchline forget` has those days recomputed.
+pub const DAYS: &[(&str, &str)] = &[
+    ("contacts", "toUInt16(toDate(started_at))"),
+    ("scores", "toUInt16(day)"),
+    (
+        "customer_state",
+        "toUInt16(intDiv(arrayJoin(journey_started_at_ms), 86400000))",
+    ),
+];
+
 /// One customer, as the tables name them.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
@@ -120,6 +133,11 @@ struct Count {
 #[derive(Row, Deserialize)]
 struct Name {
     name: String,
+}
+
+#[derive(Row, Deserialize)]
+struct DayRow {
+    day: u16,
 }
 
 #[derive(Row, Deserialize)]
@@ -224,6 +242,38 @@ pub async fn contacts_of(
     }
     contacts.sort();
     Ok(contacts)
+}
+
+/// The days ([`DAYS`]) of the subject's rows, to recompute once they are
+/// deleted.
+pub async fn days_of(
+    warehouse: &Warehouse,
+    subject: &Subject,
+    contacts: &[String],
+) -> Result<Vec<u16>, SinkError> {
+    let mut days = Vec::new();
+    for target in existing(warehouse).await? {
+        let Some((_, day)) = DAYS.iter().find(|(table, _)| *table == target.table) else {
+            continue;
+        };
+        let Some(condition) = condition(target, subject, contacts) else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT DISTINCT {day} AS day FROM {{database}}.{} WHERE {condition}",
+            target.table
+        );
+        days.extend(
+            warehouse
+                .fetch_all::<DayRow>(&sql)
+                .await?
+                .into_iter()
+                .map(|r| r.day),
+        );
+    }
+    days.sort_unstable();
+    days.dedup();
+    Ok(days)
 }
 
 /// How many rows of each existing target match the subject (and its
@@ -349,10 +399,13 @@ mod tests {
     }
 
     #[test]
-    fn every_table_is_listed_once() {
+    fn every_table_is_listed_once_and_every_day_table_is_a_target() {
         let mut names: Vec<&str> = TARGETS.iter().map(|t| t.table).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), TARGETS.len());
+        for (table, _) in DAYS {
+            assert!(names.contains(table), "{table}");
+        }
     }
 }

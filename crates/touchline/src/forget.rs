@@ -14,6 +14,8 @@
 //!    batch in hand), delete the customer's rows from every table of
 //!    `touchline_clickhouse::erasure::TARGETS`, then check that none is left,
 //!    deleting again the stragglers of a batch that was in flight.
+//! 4. Mark the days the customer had contacts, scores or journeys on, so
+//!    that their owners recompute the daily aggregates without them.
 //!
 //! Nothing here logs or prints an identifier, a stored form or a customer id.
 
@@ -29,6 +31,7 @@ use touchline_model::privacy::raw_needles;
 use touchline_model::{Fingerprint, Pseudonymiser};
 
 use crate::config::Config;
+use crate::derive::{Mark, MarkProducer};
 use crate::identity::{ensure_topic, read_whole, LINK_TOPIC, SUPPRESSION_TOPIC};
 
 /// How long ClickHouse may take to apply the deletes of one round.
@@ -47,6 +50,8 @@ pub struct Report {
     pub contacts: usize,
     /// Rows found per table before the first delete.
     pub erased: Vec<Erased>,
+    /// Days whose aggregates are recomputed.
+    pub days: usize,
 }
 
 /// Erases the customer of `identifier`.
@@ -156,6 +161,7 @@ pub async fn forget(
         needles: members.iter().flat_map(raw_needles).collect(),
     };
     let contacts = erasure::contacts_of(warehouse, &subject).await?;
+    let days = erasure::days_of(warehouse, &subject, &contacts).await?;
     let erased = erasure::erase(warehouse, &subject, &contacts, MUTATION_TIMEOUT).await?;
     for round in 1..=ROUNDS {
         let left: Vec<Erased> = erasure::remaining(warehouse, &subject, &contacts)
@@ -164,11 +170,18 @@ pub async fn forget(
             .filter(|e| e.rows > 0)
             .collect();
         if left.is_empty() {
+            // 4. The days' aggregates, recomputed from what is left.
+            let marks = MarkProducer::new(&client, prefix).await?;
+            marks
+                .publish(&days.iter().map(|d| Mark::Day(*d)).collect())
+                .await
+                .context("the customer is erased, but its days' aggregates are not recomputed")?;
             return Ok(Report {
                 identifiers: members.len(),
                 link_sets: tombstoned.len(),
                 contacts: contacts.len(),
                 erased,
+                days: days.len(),
             });
         }
         if round == ROUNDS {
@@ -263,14 +276,14 @@ mod tests {
         let unknown = Identifier::parse("email:nobody@x.io").expect("valid");
         assert_eq!(
             customer_of(&unknown, &sets, &HashSet::new(), &plain),
-            [unknown.clone()]
+            std::slice::from_ref(&unknown)
         );
         // Sets already suppressed are not linked.
         let suppressed = HashSet::from([plain.fingerprint(&email)]);
         let phone = Identifier::parse("phone:+821012345678").expect("valid");
         assert_eq!(
             customer_of(&phone, &sets, &suppressed, &plain),
-            [phone.clone()]
+            std::slice::from_ref(&phone)
         );
     }
 }
