@@ -484,6 +484,40 @@ async fn forget_leaves_nothing_of_a_customer_and_drops_its_later_events() {
         identities_before - i64::try_from(members.len()).expect("small"),
     )
     .await;
+    // ... and every other identifier has the customer the rules give without
+    // the erased customer's events: links through them are undone.
+    let mut without = truth.clone();
+    without.events.retain(|e| {
+        !e.identifiers
+            .iter()
+            .any(|u| u.normal.as_ref().is_some_and(|n| members.contains(n)))
+    });
+    let want = stored_oracle(&without, &stored);
+    let started = Instant::now();
+    loop {
+        let got: BTreeMap<String, String> = env
+            .query("SELECT identifier, anchor FROM {db}.v_identities")
+            .await
+            .iter()
+            .map(|r| {
+                let field = |name: &str| r[name].as_str().expect("string").to_owned();
+                (field("identifier"), field("anchor"))
+            })
+            .collect();
+        if got == want {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "v_identities after forget: {} rows, {} wanted, {} differ",
+            got.len(),
+            want.len(),
+            want.iter()
+                .filter(|(id, a)| got.get(*id) != Some(*a))
+                .count()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // The days they had contacts on are recomputed without them.
     wait_for(&env, AGGREGATES_MINUS_CONTACTS, 0).await;
     // The identity-link topic holds no set with an identifier of theirs.
