@@ -779,6 +779,8 @@ async fn clickhouse_18_16_users_keep_the_pipeline_to_its_database_and_dashboards
         "SELECT count() FROM cx.v_identities",
         "SELECT count() FROM cx.v_messages",
         "SELECT count() FROM cx.dead_letters",
+        // The Grafana plugin sets per-query settings.
+        "SELECT count() FROM cx.v_timeline SETTINGS max_execution_time = 30",
     ] {
         dashboards(sql)
             .await

@@ -96,7 +96,10 @@ struct Sink {
 /// One batch turned into rows, not yet written.
 #[derive(Default)]
 struct Prepared {
+    /// Messages read, derive marks included.
     messages: u64,
+    /// Of those, messages of the derive-mark topic.
+    marks: u64,
     timeline: Vec<TimelineRow>,
     texts: Vec<TextRow>,
     dead_letters: Vec<DeadLetterRow>,
@@ -287,6 +290,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
         self.store_offsets(&prepared)?;
         tracing::debug!(
             messages = prepared.messages,
+            marks = prepared.marks,
             rows = prepared.timeline.len(),
             dead_letters = prepared.dead_letters.len(),
             waited_ms = started.elapsed().as_millis(),
@@ -350,6 +354,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
         let payload = message.payload().unwrap_or_default();
         let Some(&channel) = self.channels.get(topic) else {
             if topic == self.sink.deriver.topic() {
+                prepared.marks += 1;
                 prepared
                     .derived
                     .add_mark(message.key().unwrap_or_default(), message.offset());
