@@ -353,7 +353,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
         }
         let payload = message.payload().unwrap_or_default();
         let Some(&channel) = self.channels.get(topic) else {
-            if topic == self.sink.deriver.topic() {
+            // A tombstone (no payload) on the mark topic is compaction
+            // removing a key, not a change to recompute.
+            if topic == self.sink.deriver.topic() && message.payload().is_some() {
                 prepared.marks += 1;
                 prepared
                     .derived
