@@ -43,9 +43,11 @@ impl Table for ConsistencyDayRow {
     const NAME: &'static str = "consistency_daily";
 }
 
-/// Values per `IN (...)` list: keeps every query far below ClickHouse's
-/// 256 KiB query-size limit.
-const IN_CHUNK: usize = 1000;
+/// Values per `IN (...)` list: one query (one scan) for a whole batch of
+/// customers or keys, far below the client's query-size limit
+/// (`MAX_QUERY_BYTES`) for identifiers of up to a few
+/// hundred bytes.
+const IN_CHUNK: usize = 20_000;
 
 /// A row of `contact_facts`.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]

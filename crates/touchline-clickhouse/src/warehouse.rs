@@ -57,6 +57,9 @@ impl fmt::Display for ServerVersion {
     }
 }
 
+/// The longest query Touchline sends, in bytes.
+pub const MAX_QUERY_BYTES: usize = 16 << 20;
+
 /// A connection to the ClickHouse that holds Touchline's database, configured
 /// for the server's version.
 #[derive(Clone)]
@@ -100,7 +103,11 @@ impl Warehouse {
         tracing::info!(url = %config.url, %version, modern = version.is_modern(), "connected to ClickHouse");
         Ok(Warehouse {
             server: client.clone(),
-            client: client.with_database(&config.database),
+            // Derived tables are recomputed from reads with long `IN` lists
+            // (see `derived`): allow queries up to 16 MiB, not 256 KiB.
+            client: client
+                .with_database(&config.database)
+                .with_option("max_query_size", MAX_QUERY_BYTES.to_string()),
             database: config.database.clone(),
             version,
         })
