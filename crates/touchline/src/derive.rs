@@ -24,10 +24,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use tokio::sync::watch;
 use touchline_clickhouse::derived::{
@@ -42,6 +39,7 @@ use touchline_model::metrics::{
 };
 use touchline_model::{Channel, SourceRecord, UnifiedEvent};
 
+use crate::identity::ensure_topic;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_micros, retry};
 
@@ -185,7 +183,7 @@ impl MarkProducer {
     /// Creates the mark topic unless it exists, and the producer.
     pub async fn new(client: &ClientConfig, topic_prefix: &str) -> anyhow::Result<MarkProducer> {
         let topic = format!("{topic_prefix}{MARK_TOPIC}");
-        create_topic(client, &topic).await?;
+        ensure_topic(client, &topic, MARK_PARTITIONS).await?;
         let producer: FutureProducer = client
             .clone()
             .set("acks", "all")
@@ -469,27 +467,6 @@ struct TouchedContacts {
     days: BTreeSet<u16>,
     /// Identity keys of their events: its customer before and after.
     keys: HashSet<String>,
-}
-
-/// Creates the compacted mark topic unless it exists.
-async fn create_topic(client: &ClientConfig, topic: &str) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client
-        .create()
-        .context("cannot create a Kafka admin client")?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let compacted = NewTopic::new(topic, MARK_PARTITIONS, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact");
-    for result in admin
-        .create_topics([&compacted], &options)
-        .await
-        .with_context(|| format!("cannot create the topic {topic}"))?
-    {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => bail!("cannot create the topic {topic}: {code}"),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -66,8 +66,8 @@ pub async fn forget(
     let prefix = &config.kafka.topic_prefix;
     let link_topic = format!("{prefix}{LINK_TOPIC}");
     let suppression_topic = format!("{prefix}{SUPPRESSION_TOPIC}");
-    ensure_topic(&client, &link_topic).await?;
-    ensure_topic(&client, &suppression_topic).await?;
+    ensure_topic(&client, &link_topic, 1).await?;
+    ensure_topic(&client, &suppression_topic, 1).await?;
 
     // 1. The customer, as every instance's graph has it.
     let mut suppressed: HashSet<Fingerprint> = HashSet::new();

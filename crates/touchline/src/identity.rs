@@ -80,9 +80,9 @@ impl Identity {
         metrics: Metrics,
     ) -> anyhow::Result<Arc<Identity>> {
         let topic = format!("{topic_prefix}{LINK_TOPIC}");
-        ensure_topic(client, &topic).await?;
+        ensure_topic(client, &topic, 1).await?;
         let suppression_topic = format!("{topic_prefix}{SUPPRESSION_TOPIC}");
-        ensure_topic(client, &suppression_topic).await?;
+        ensure_topic(client, &suppression_topic, 1).await?;
         let producer: FutureProducer = client
             .clone()
             .set("acks", "all")
@@ -475,15 +475,19 @@ pub fn read_whole(
     })
 }
 
-/// Creates a compacted one-partition topic (the link topic, the suppression
-/// list) unless it exists.
-pub(crate) async fn ensure_topic(client: &ClientConfig, topic: &str) -> anyhow::Result<()> {
+/// Creates the compacted topic `topic` with `partitions` partitions unless
+/// it exists (Touchline's own topics: links, suppression list, derive marks).
+pub(crate) async fn ensure_topic(
+    client: &ClientConfig,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client
         .create()
         .context("cannot create a Kafka admin client")?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let compacted =
-        NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let compacted = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
     let results = admin
         .create_topics([&compacted], &options)
         .await
