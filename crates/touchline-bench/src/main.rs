@@ -80,6 +80,10 @@ enum Command {
     Count {
         #[command(flatten)]
         kafka: KafkaArgs,
+        /// Count these topics (names after the prefix) instead of the four
+        /// source topics; a topic that does not exist counts as empty.
+        #[arg(long = "topic")]
+        topics: Vec<String>,
     },
     /// Read the four topics to their current ends as one group member, doing
     /// nothing with the messages.
@@ -155,7 +159,7 @@ fn main() -> anyhow::Result<()> {
                 partitions,
                 log_append_time,
             } => create_topics(&kafka, partitions, log_append_time).await,
-            Command::Count { kafka } => count(&kafka),
+            Command::Count { kafka, topics } => count(&kafka, &topics),
             Command::Drain(args) => drain(args).await,
             Command::BatchRate { logs } => stats::batch_rate(&logs),
             Command::Histogram {
@@ -215,9 +219,17 @@ fn watermarks(
     consumer: &impl Consumer,
     prefix: &str,
 ) -> anyhow::Result<HashMap<(String, i32), (i64, i64)>> {
+    watermarks_of(consumer, &topics(prefix))
+}
+
+/// High watermark (and low) of every partition of `names`.
+fn watermarks_of(
+    consumer: &impl Consumer,
+    names: &[String],
+) -> anyhow::Result<HashMap<(String, i32), (i64, i64)>> {
     let timeout = Duration::from_secs(30);
     let mut ends = HashMap::new();
-    for topic in topics(prefix) {
+    for topic in names.iter().cloned() {
         let metadata = consumer
             .fetch_metadata(Some(&topic), timeout)
             .with_context(|| format!("cannot read the metadata of {topic}"))?;
@@ -237,11 +249,23 @@ fn watermarks(
     Ok(ends)
 }
 
-fn count(kafka: &KafkaArgs) -> anyhow::Result<serde_json::Value> {
+fn count(kafka: &KafkaArgs, only: &[String]) -> anyhow::Result<serde_json::Value> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &kafka.brokers)
         .create()?;
-    let ends = watermarks(&consumer, &kafka.topic_prefix)?;
+    let ends = if only.is_empty() {
+        watermarks(&consumer, &kafka.topic_prefix)?
+    } else {
+        let mut ends = HashMap::new();
+        for name in only {
+            let topic = format!("{}{name}", kafka.topic_prefix);
+            // A missing topic (or one with no partitions) holds nothing.
+            if let Ok(found) = watermarks_of(&consumer, std::slice::from_ref(&topic)) {
+                ends.extend(found);
+            }
+        }
+        ends
+    };
     let messages: i64 = ends.values().map(|(low, high)| high - low).sum();
     Ok(json!({ "messages": messages, "partitions": ends.len() }))
 }

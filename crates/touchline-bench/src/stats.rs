@@ -7,11 +7,13 @@ use anyhow::{bail, Context};
 use chrono::DateTime;
 use serde_json::json;
 
-/// One `batch written` line: when (Unix seconds) and how many messages.
+/// One `batch written` line: when (Unix seconds), how many source messages
+/// and how many derive marks (messages of the mark topic).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Batch {
     at_s: f64,
     messages: u64,
+    marks: u64,
 }
 
 /// `line` without ANSI colour sequences (`ESC [ ... m`).
@@ -40,36 +42,59 @@ fn parse_batch(line: &str) -> Option<Batch> {
     }
     let stamp = line.split_whitespace().next()?;
     let at = DateTime::parse_from_rfc3339(stamp).ok()?;
-    let messages = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("messages="))?
-        .parse()
-        .ok()?;
+    let field = |name: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    let all = field("messages")?;
+    // Lines of builds before marks were counted have no `marks=`.
+    let marks = field("marks").unwrap_or(0);
     #[allow(clippy::cast_precision_loss)]
     let at_s = at.timestamp_micros() as f64 / 1e6;
-    Some(Batch { at_s, messages })
+    Some(Batch {
+        at_s,
+        messages: all.saturating_sub(marks),
+        marks,
+    })
 }
 
+/// The drain rate of source messages: those after the first batch, over the
+/// time from the first batch's confirmation to the last one's. The last
+/// batch may hold only derive marks (customers and days recomputed after the
+/// last source message): `messages_per_s` runs to it, so that it counts
+/// every derive step; `timeline_messages_per_s` runs to the last batch with
+/// source messages.
 fn rate_of(mut batches: Vec<Batch>) -> serde_json::Value {
     batches.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     let total: u64 = batches.iter().map(|b| b.messages).sum();
-    let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
-        return json!({ "batches": 0, "messages": 0, "first_to_last_s": 0.0, "messages_per_s": 0.0 });
+    let marks: u64 = batches.iter().map(|b| b.marks).sum();
+    let first = batches.iter().find(|b| b.messages > 0);
+    let last_source = batches.iter().rev().find(|b| b.messages > 0);
+    let (Some(first), Some(last_source), Some(last)) = (first, last_source, batches.last()) else {
+        return json!({ "batches": 0, "messages": 0, "marks": marks, "first_to_last_s": 0.0, "messages_per_s": 0.0 });
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let per_s = |span: f64| {
+        if span > 0.0 {
+            (total - first.messages) as f64 / span
+        } else {
+            0.0
+        }
     };
     let span = last.at_s - first.at_s;
-    #[allow(clippy::cast_precision_loss)]
-    let rate = if span > 0.0 {
-        (total - first.messages) as f64 / span
-    } else {
-        0.0
-    };
+    let timeline_span = last_source.at_s - first.at_s;
     json!({
         "batches": batches.len(),
         "messages": total,
+        "marks": marks,
         "first_batch_at": first.at_s,
         "last_batch_at": last.at_s,
+        "last_source_batch_at": last_source.at_s,
         "first_to_last_s": span,
-        "messages_per_s": rate,
+        "messages_per_s": per_s(span),
+        "timeline_messages_per_s": per_s(timeline_span),
     })
 }
 
@@ -198,6 +223,24 @@ mod tests {
         let rate = rate_of(vec![a, b.expect("coloured")]);
         assert_eq!(rate["messages"], 25_000);
         assert!((rate["messages_per_s"].as_f64().expect("rate") - 2500.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn derive_marks_are_not_source_messages() {
+        let lines = [
+            "2026-03-01T10:00:01Z DEBUG touchline::pipeline: batch written messages=20000 marks=0 rows=20000",
+            "2026-03-01T10:00:02Z DEBUG touchline::pipeline: batch written messages=21000 marks=1000 rows=20000",
+            "2026-03-01T10:00:05Z DEBUG touchline::pipeline: batch written messages=3000 marks=3000 rows=0",
+        ];
+        let batches: Vec<Batch> = lines.iter().filter_map(|l| parse_batch(l)).collect();
+        assert_eq!(batches[1].messages, 20_000);
+        let rate = rate_of(batches);
+        assert_eq!(rate["messages"], 40_000);
+        assert_eq!(rate["marks"], 4_000);
+        // 20,000 after the first batch, over 4 s to the last (derive) batch
+        // and over 1 s to the last batch with source messages.
+        assert!((rate["messages_per_s"].as_f64().expect("rate") - 5000.0).abs() < 1e-6);
+        assert!((rate["timeline_messages_per_s"].as_f64().expect("rate") - 20_000.0).abs() < 1e-6);
     }
 
     #[test]

@@ -19,6 +19,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, not the system allocator: a batch allocates and frees hundreds
+/// of thousands of small strings and rows, and glibc's malloc spent about a
+/// third of the pipeline's CPU on them (`BENCHMARKS.md`, where the time goes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
