@@ -202,7 +202,11 @@ async fn create_topics(
             }
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    // A broker holding many topics (tansu on SQLite) can take most of a
+    // minute to create more.
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(180)))
+        .request_timeout(Some(Duration::from_secs(180)));
     let mut created = Vec::new();
     for result in admin.create_topics(&new, &options).await? {
         match result {
