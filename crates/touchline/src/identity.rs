@@ -30,7 +30,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::watch;
-use touchline_clickhouse::{IdentityRow, SinkError, Warehouse};
+use touchline_clickhouse::{derived, IdentityRow, SinkError, Warehouse};
 use touchline_model::identity::{Identifier, IdentityGraph};
 use touchline_model::{Fingerprint, Pseudonymiser};
 
@@ -251,6 +251,8 @@ impl Identity {
             consumer.assign(&assignment)?;
             let mut next_offset = 0;
             let mut loaded = initial_end == 0;
+            // Until this build of the graph has written its first answers.
+            let mut fresh = true;
             let mut rebuild = false;
             while !*shutdown.borrow() && !rebuild {
                 let mut received = 0;
@@ -290,7 +292,7 @@ impl Identity {
                     tracing::info!(links = next_offset, "identity graph loaded");
                 }
                 if !self
-                    .write_changes(&warehouse, &marks, &mut shutdown)
+                    .write_changes(&warehouse, &marks, &mut fresh, &mut shutdown)
                     .await?
                 {
                     return Ok(());
@@ -343,14 +345,22 @@ impl Identity {
 
     /// Writes the assignments that changed since the last write. `Ok(false)`
     /// when shutdown came while ClickHouse was unreachable.
+    ///
+    /// A `fresh` graph (just built from the link topic) never saw the
+    /// customers its identifiers belonged to before: after a crash or a
+    /// restart, links it applied while loading may have merged customers
+    /// whose journeys and stats are already written. Its first write
+    /// therefore reads the assignments ClickHouse holds for the identifiers
+    /// it writes, and marks each customer they name that it replaces.
     async fn write_changes(
         &self,
         warehouse: &Warehouse,
         marks: &MarkProducer,
+        fresh: &mut bool,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<bool> {
         let version = self.version();
-        let (rows, customers): (Vec<IdentityRow>, BTreeSet<Mark>) = {
+        let (rows, mut customers): (Vec<IdentityRow>, BTreeSet<Mark>) = {
             let mut graph = lock(&self.graph);
             let changes = graph.take_changes();
             self.metrics
@@ -387,6 +397,28 @@ impl Identity {
         if rows.is_empty() {
             return Ok(true);
         }
+        if *fresh {
+            let identifiers: Vec<&str> = rows.iter().map(|r| r.identifier.as_str()).collect();
+            let before = retry(
+                "clickhouse",
+                &self.metrics,
+                shutdown,
+                || derived::customers_of(warehouse, &identifiers),
+                SinkError::is_retryable,
+            )
+            .await;
+            let before = match before {
+                None => return Ok(false),
+                Some(Ok(before)) => before,
+                Some(Err(error)) => bail!("cannot read the identity assignments: {error}"),
+            };
+            // The unchanged ones are marked already.
+            customers.extend(
+                rows.iter()
+                    .filter_map(|row| before.get(&row.identifier))
+                    .map(|customer| Mark::Customer(customer.clone())),
+            );
+        }
         self.metrics.identity_changes.inc_by(rows.len() as u64);
         let result = retry(
             "clickhouse",
@@ -398,7 +430,7 @@ impl Identity {
         .await;
         match result {
             None => return Ok(false),
-            Some(Ok(())) => {}
+            Some(Ok(())) => *fresh = false,
             Some(Err(error)) => bail!("cannot write {} identity assignments: {error}", rows.len()),
         }
         let published = retry(
