@@ -233,9 +233,9 @@ fn watermarks_of(
 ) -> anyhow::Result<HashMap<(String, i32), (i64, i64)>> {
     let timeout = Duration::from_secs(30);
     let mut ends = HashMap::new();
-    for topic in names.iter().cloned() {
+    for topic in names {
         let metadata = consumer
-            .fetch_metadata(Some(&topic), timeout)
+            .fetch_metadata(Some(topic), timeout)
             .with_context(|| format!("cannot read the metadata of {topic}"))?;
         let Some(found) = metadata.topics().first() else {
             bail!("topic {topic} is missing");
@@ -245,7 +245,7 @@ fn watermarks_of(
         }
         for partition in found.partitions() {
             let (low, high) = consumer
-                .fetch_watermarks(&topic, partition.id(), timeout)
+                .fetch_watermarks(topic, partition.id(), timeout)
                 .with_context(|| format!("cannot read the watermarks of {topic}"))?;
             ends.insert((topic.clone(), partition.id()), (low, high));
         }
