@@ -15,21 +15,11 @@ import sys
 
 from chdb import session
 
+# The migration splitter, as touchline-clickhouse splits files.
+from current_clickhouse import statements
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 USERS_SQL = ROOT / "deploy" / "clickhouse" / "users.sql"
-
-
-def statements(sql: str) -> list[str]:
-    out, current = [], []
-    for line in sql.splitlines():
-        code = line.strip()
-        if not code or code.startswith("--"):
-            continue
-        current.append(line)
-        if code.endswith(";"):
-            out.append("\n".join(current).strip().rstrip(";"))
-            current = []
-    return out
 
 
 def main() -> int:

@@ -569,20 +569,27 @@ pub fn oracle(truth: &GroundTruth) -> BTreeMap<String, String> {
     anchor_of
 }
 
-/// Reads v_identities and v_timeline and checks them against the oracle.
-pub async fn check_identities(env: &TestEnv, truth: &GroundTruth) {
-    let expected = oracle(truth);
+/// `v_identities`: identifier -> (customer_id, anchor); panics unless it
+/// has one row per identifier.
+pub async fn identities(env: &TestEnv) -> BTreeMap<String, (String, String)> {
     let rows = env
         .query("SELECT identifier, customer_id, anchor FROM {db}.v_identities")
         .await;
-    let actual: BTreeMap<String, (String, String)> = rows
+    let identities: BTreeMap<String, (String, String)> = rows
         .iter()
         .map(|r| {
             let field = |name: &str| r[name].as_str().expect("string").to_owned();
             (field("identifier"), (field("customer_id"), field("anchor")))
         })
         .collect();
-    assert_eq!(rows.len(), actual.len(), "one row per identifier");
+    assert_eq!(rows.len(), identities.len(), "one row per identifier");
+    identities
+}
+
+/// Reads v_identities and v_timeline and checks them against the oracle.
+pub async fn check_identities(env: &TestEnv, truth: &GroundTruth) {
+    let expected = oracle(truth);
+    let actual = identities(env).await;
     let expected_ids: BTreeSet<&String> = expected.keys().collect();
     let actual_ids: BTreeSet<&String> = actual.keys().collect();
     assert_eq!(actual_ids, expected_ids, "the identifiers of v_identities");

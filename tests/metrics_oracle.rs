@@ -13,7 +13,7 @@ use serde_json::Value;
 use touchline_loadgen::truth::{GroundTruth, TruthContact};
 use touchline_model::Channel;
 
-use crate::{as_i64, link_sets, TestEnv};
+use crate::{as_i64, identities, link_sets, TestEnv};
 
 const DAY_MS: i64 = 86_400_000;
 const JOURNEY_GAP_MS: i64 = 7 * DAY_MS;
@@ -22,11 +22,10 @@ const GAP_MINIMUM: u64 = 10;
 /// Compares the five derived views with the truth; panics naming every
 /// difference (the first few of each view).
 pub async fn check_derived(env: &TestEnv, truth: &GroundTruth) {
-    let identities: BTreeMap<String, String> = env
-        .query("SELECT identifier, customer_id FROM {db}.v_identities")
+    let identities: BTreeMap<String, String> = identities(env)
         .await
-        .iter()
-        .map(|r| (text(&r["identifier"]), text(&r["customer_id"])))
+        .into_iter()
+        .map(|(id, (customer, _))| (id, customer))
         .collect();
     let expected = Expected::of(truth, &identities);
     let mut problems = Vec::new();

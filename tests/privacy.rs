@@ -25,7 +25,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use touchline_loadgen::truth::{GroundTruth, IdKind};
 use touchline_loadgen::{generate, Generated, Scenario};
 use touchline_model::{Identifier, Pseudonymiser};
-use touchline_tests::{now_ms, oracle, TestEnv};
+use touchline_tests::{identities, now_ms, oracle, TestEnv};
 
 /// The key of these tests (64 hex digits, as `openssl rand -hex 32` gives).
 const KEY: &str = "5f0c6a0e8d1b4c3a9e7f2d6b1a8c4e3f0b9d7a6c5e4f3a2b1c0d9e8f7a6b5c4d";
@@ -168,17 +168,7 @@ async fn pseudonymised_tables_hold_no_email_phone_or_handle_and_the_same_custome
     // Identity resolution gives the oracle's customers, in stored form.
     let stored = pseudonymiser();
     let expected = stored_oracle(truth, &stored);
-    let rows = env
-        .query("SELECT identifier, customer_id, anchor FROM {db}.v_identities")
-        .await;
-    let actual: BTreeMap<String, (String, String)> = rows
-        .iter()
-        .map(|r| {
-            let field = |name: &str| r[name].as_str().expect("string").to_owned();
-            (field("identifier"), (field("customer_id"), field("anchor")))
-        })
-        .collect();
-    assert_eq!(actual.len(), rows.len(), "one row per identifier");
+    let actual = identities(&env).await;
     assert_eq!(
         actual.keys().collect::<BTreeSet<_>>(),
         expected.keys().collect::<BTreeSet<_>>(),
