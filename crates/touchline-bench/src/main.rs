@@ -12,7 +12,7 @@
 //!   position and broker timestamp, which `scripts/bench` joins with the
 //!   timeline rows to measure latency.
 //! - `batch-rate`: Touchline's steady drain rate from its debug logs (the
-//!   `batch written` lines of one or more instances).
+//!   `batch inserted` and `batches derived` lines of one or more instances).
 //! - `histogram`: quantiles of a Prometheus histogram scraped from
 //!   `/metrics`, interpolated within buckets.
 //!
@@ -88,9 +88,9 @@ enum Command {
     /// Read the four topics to their current ends as one group member, doing
     /// nothing with the messages.
     Drain(DrainArgs),
-    /// Touchline's drain rate from the `batch written` debug lines of its
-    /// logs: messages after the first batch over the time from the first
-    /// batch's confirmation to the last one's.
+    /// Touchline's drain rate from the `batch inserted` and `batches
+    /// derived` debug lines of its logs: messages after the first batch over
+    /// the time from the first batch's confirmation to the last derive round.
     BatchRate {
         /// Log files (one per instance; read together).
         #[arg(required = true)]

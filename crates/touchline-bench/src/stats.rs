@@ -7,13 +7,16 @@ use anyhow::{bail, Context};
 use chrono::DateTime;
 use serde_json::json;
 
-/// One `batch written` line: when (Unix seconds), how many source messages
-/// and how many derive marks (messages of the mark topic).
+/// One pipeline line about batches: when (Unix seconds), how many source
+/// messages and how many derive marks (messages of the mark topic) it
+/// covers, and whether it is a batch confirmed by ClickHouse (`batch
+/// inserted`) or batches whose derive round is done (`batches derived`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Batch {
     at_s: f64,
     messages: u64,
     marks: u64,
+    derived: bool,
 }
 
 /// `line` without ANSI colour sequences (`ESC [ ... m`).
@@ -34,12 +37,17 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// Parses a `batch written` debug line of the pipeline.
+/// Parses a `batch inserted` or `batches derived` debug line of the
+/// pipeline.
 fn parse_batch(line: &str) -> Option<Batch> {
     let line = strip_ansi(line);
-    if !line.contains("batch written") {
+    let derived = if line.contains("batches derived") {
+        true
+    } else if line.contains("batch inserted") {
+        false
+    } else {
         return None;
-    }
+    };
     let stamp = line.split_whitespace().next()?;
     let at = DateTime::parse_from_rfc3339(stamp).ok()?;
     let field = |name: &str| -> Option<u64> {
@@ -49,29 +57,30 @@ fn parse_batch(line: &str) -> Option<Batch> {
             .ok()
     };
     let all = field("messages")?;
-    // Lines of builds before marks were counted have no `marks=`.
-    let marks = field("marks").unwrap_or(0);
+    let marks = field("marks")?;
     #[allow(clippy::cast_precision_loss)]
     let at_s = at.timestamp_micros() as f64 / 1e6;
     Some(Batch {
         at_s,
         messages: all.saturating_sub(marks),
         marks,
+        derived,
     })
 }
 
 /// The drain rate of source messages: those after the first batch, over the
-/// time from the first batch's confirmation to the last one's. The last
-/// batch may hold only derive marks (customers and days recomputed after the
-/// last source message): `messages_per_s` runs to it, so that it counts
-/// every derive step; `timeline_messages_per_s` runs to the last batch with
-/// source messages.
+/// time from the first batch's confirmation to the end. `messages_per_s`
+/// runs to the last derive round (customers and days recomputed after the
+/// last source message, the derive marks that produced processed), so that
+/// it counts every derive step; `timeline_messages_per_s` runs to the
+/// confirmation of the last batch with source messages.
 fn rate_of(mut batches: Vec<Batch>) -> serde_json::Value {
     batches.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    let total: u64 = batches.iter().map(|b| b.messages).sum();
-    let marks: u64 = batches.iter().map(|b| b.marks).sum();
-    let first = batches.iter().find(|b| b.messages > 0);
-    let last_source = batches.iter().rev().find(|b| b.messages > 0);
+    let inserted: Vec<&Batch> = batches.iter().filter(|b| !b.derived).collect();
+    let total: u64 = inserted.iter().map(|b| b.messages).sum();
+    let marks: u64 = inserted.iter().map(|b| b.marks).sum();
+    let first = inserted.iter().find(|b| b.messages > 0);
+    let last_source = inserted.iter().rev().find(|b| b.messages > 0);
     let (Some(first), Some(last_source), Some(last)) = (first, last_source, batches.last()) else {
         return json!({ "batches": 0, "messages": 0, "marks": marks, "first_to_last_s": 0.0, "messages_per_s": 0.0 });
     };
@@ -86,7 +95,8 @@ fn rate_of(mut batches: Vec<Batch>) -> serde_json::Value {
     let span = last.at_s - first.at_s;
     let timeline_span = last_source.at_s - first.at_s;
     json!({
-        "batches": batches.len(),
+        "batches": inserted.len(),
+        "derive_rounds": batches.len() - inserted.len(),
         "messages": total,
         "marks": marks,
         "first_batch_at": first.at_s,
@@ -212,8 +222,8 @@ mod tests {
 
     #[test]
     fn batch_lines_parse_with_or_without_colour() {
-        let plain = "2026-03-01T10:00:01.500000Z DEBUG touchline::pipeline: batch written messages=20000 rows=19900 dead_letters=100 prepare_ms=80 total_ms=400";
-        let coloured = "\u{1b}[2m2026-03-01T10:00:03.500000Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m \u{1b}[2mtouchline::pipeline\u{1b}[0m\u{1b}[2m:\u{1b}[0m batch written \u{1b}[3mmessages\u{1b}[0m\u{1b}[2m=\u{1b}[0m5000";
+        let plain = "2026-03-01T10:00:01.500000Z DEBUG touchline::pipeline: batch inserted messages=20000 marks=0 rows=19900 dead_letters=100 waited_ms=80";
+        let coloured = "\u{1b}[2m2026-03-01T10:00:03.500000Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m \u{1b}[2mtouchline::pipeline\u{1b}[0m\u{1b}[2m:\u{1b}[0m batch inserted \u{1b}[3mmessages\u{1b}[0m\u{1b}[2m=\u{1b}[0m5000 \u{1b}[3mmarks\u{1b}[0m\u{1b}[2m=\u{1b}[0m0";
         let a = parse_batch(plain).expect("plain");
         assert_eq!(a.messages, 20_000);
         let b = parse_batch(coloured);
@@ -226,18 +236,22 @@ mod tests {
     }
 
     #[test]
-    fn derive_marks_are_not_source_messages() {
+    fn derive_marks_are_not_source_messages_and_rounds_end_the_run() {
         let lines = [
-            "2026-03-01T10:00:01Z DEBUG touchline::pipeline: batch written messages=20000 marks=0 rows=20000",
-            "2026-03-01T10:00:02Z DEBUG touchline::pipeline: batch written messages=21000 marks=1000 rows=20000",
-            "2026-03-01T10:00:05Z DEBUG touchline::pipeline: batch written messages=3000 marks=3000 rows=0",
+            "2026-03-01T10:00:01Z DEBUG touchline::pipeline: batch inserted messages=20000 marks=0 rows=20000",
+            "2026-03-01T10:00:02Z DEBUG touchline::pipeline: batch inserted messages=21000 marks=1000 rows=20000",
+            "2026-03-01T10:00:03Z DEBUG touchline::pipeline: batches derived batches=2 messages=41000 marks=1000",
+            "2026-03-01T10:00:04Z DEBUG touchline::pipeline: batch inserted messages=3000 marks=3000 rows=0",
+            "2026-03-01T10:00:05Z DEBUG touchline::pipeline: batches derived batches=1 messages=3000 marks=3000",
         ];
         let batches: Vec<Batch> = lines.iter().filter_map(|l| parse_batch(l)).collect();
         assert_eq!(batches[1].messages, 20_000);
+        assert!(batches[2].derived);
         let rate = rate_of(batches);
         assert_eq!(rate["messages"], 40_000);
         assert_eq!(rate["marks"], 4_000);
-        // 20,000 after the first batch, over 4 s to the last (derive) batch
+        assert_eq!(rate["derive_rounds"], 2);
+        // 20,000 after the first batch, over 4 s to the last derive round
         // and over 1 s to the last batch with source messages.
         assert!((rate["messages_per_s"].as_f64().expect("rate") - 5000.0).abs() < 1e-6);
         assert!((rate["timeline_messages_per_s"].as_f64().expect("rate") - 20_000.0).abs() < 1e-6);

@@ -13,7 +13,7 @@ use touchline_model::{Channel, IdKind, Scores, Topic, UnifiedEvent};
 
 use crate::error::SinkError;
 use crate::rows::{epoch_seconds, Table};
-use crate::warehouse::Warehouse;
+use crate::warehouse::{Warehouse, MAX_QUERY_BYTES};
 
 impl Table for ContactFactRow {
     const NAME: &'static str = "contact_facts";
@@ -43,11 +43,10 @@ impl Table for ConsistencyDayRow {
     const NAME: &'static str = "consistency_daily";
 }
 
-/// Values per `IN (...)` list: one query (one scan) for a whole batch of
-/// customers or keys, far below the client's query-size limit
-/// (`MAX_QUERY_BYTES`) for identifiers of up to a few
-/// hundred bytes.
-const IN_CHUNK: usize = 20_000;
+/// Bytes of quoted values per `IN (...)` list: half the client's query-size
+/// limit ([`MAX_QUERY_BYTES`]), so that a whole derive round's contacts,
+/// customers or keys (a few hundred thousand) take one query, one scan.
+const IN_LIST_BYTES: usize = MAX_QUERY_BYTES / 2;
 
 /// A row of `contact_facts`.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -458,17 +457,39 @@ fn literal(value: &str) -> String {
     out
 }
 
+/// `values` as parenthesised lists of quoted literals, each under
+/// [`IN_LIST_BYTES`] (unless one value alone is longer).
+fn in_lists<S: AsRef<str>>(values: &[S]) -> Vec<String> {
+    let mut lists = Vec::new();
+    let mut list = String::from("(");
+    for value in values {
+        let quoted = literal(value.as_ref());
+        if list.len() > 1 && list.len() + quoted.len() + 2 > IN_LIST_BYTES {
+            list.push(')');
+            lists.push(std::mem::replace(&mut list, String::from("(")));
+        }
+        if list.len() > 1 {
+            list.push(',');
+        }
+        list.push_str(&quoted);
+    }
+    if list.len() > 1 {
+        list.push(')');
+        lists.push(list);
+    }
+    lists
+}
+
 /// Runs `sql` (with `{values}` standing for a parenthesised list) once per
-/// chunk of `values` and gathers the rows.
+/// list of `values` and gathers the rows.
 async fn fetch_in<T, S>(warehouse: &Warehouse, sql: &str, values: &[S]) -> Result<Vec<T>, SinkError>
 where
     T: clickhouse::RowOwned + clickhouse::RowRead,
     S: AsRef<str>,
 {
     let mut rows = Vec::new();
-    for chunk in values.chunks(IN_CHUNK) {
-        let list: Vec<String> = chunk.iter().map(|v| literal(v.as_ref())).collect();
-        let query = sql.replace("{values}", &format!("({})", list.join(",")));
+    for list in in_lists(values) {
+        let query = sql.replace("{values}", &list);
         rows.extend(warehouse.fetch_all::<T>(&query).await?);
     }
     Ok(rows)
@@ -745,5 +766,24 @@ mod tests {
     #[test]
     fn literals_escape_quotes_backslashes_and_placeholders() {
         assert_eq!(literal("a'b\\c?d"), r"'a\'b\\c??d'");
+    }
+
+    #[test]
+    fn in_lists_hold_every_value_once_and_stay_under_the_limit() {
+        assert!(in_lists::<&str>(&[]).is_empty());
+        assert_eq!(in_lists(&["a", "b'c"]), vec![r"('a','b\'c')".to_owned()]);
+        let values: Vec<String> = (0..400_000).map(|i| format!("contact-{i:020}")).collect();
+        let lists = in_lists(&values);
+        assert!(lists.len() > 1, "{} bytes of values fit one list", values.len() * 31);
+        let mut seen = 0;
+        for list in &lists {
+            assert!(list.len() <= IN_LIST_BYTES, "{}", list.len());
+            let inner = list.strip_prefix('(').and_then(|l| l.strip_suffix(')'));
+            for (i, value) in inner.expect("parenthesised").split(',').enumerate() {
+                assert_eq!(value, format!("'{}'", values[seen]), "list item {i}");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, values.len());
     }
 }

@@ -5,7 +5,7 @@
 //! Everything derived is recomputed whole from what ClickHouse holds, never
 //! patched, so recomputing twice changes nothing:
 //! - each event's [`ContactFactRow`], score and channel are written with its
-//!   timeline row; after the batch's writes, the contacts it touched are
+//!   timeline row; once they are written, the contacts it touched are
 //!   recomputed from all their facts (a contact's facts only grow, so its
 //!   row is versioned by how many there are);
 //! - customers (journeys, per-customer stats) and days (per-channel metrics,
@@ -16,9 +16,14 @@
 //!   the owner recomputes it from ClickHouse and versions the rows by the
 //!   mark's offset, which only grows for a key.
 //!
-//! A batch's offsets (its marks' included) are stored only after every step
-//! here is done and the marks it produced are acknowledged, so a crash
-//! repeats steps, which is harmless, and never skips one.
+//! The steps run in *rounds*, beside the next batches' writes: a round takes
+//! the work of every batch whose rows ClickHouse confirmed since the last
+//! round began, so one round's reads (whose cost grows with the tables, not
+//! with the batch) serve as many batches as arrived meanwhile. A batch's
+//! offsets (its marks' included) are stored only after its rows are written,
+//! the round that covered it is done and the marks that round produced are
+//! acknowledged, so a crash repeats steps, which is harmless, and never skips
+//! one.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -78,19 +83,30 @@ impl Mark {
     }
 }
 
-/// What a batch adds to the derived tables, gathered as it is read.
+/// What a batch adds to the derived tables, gathered as it is read: the rows
+/// it writes with its timeline rows, and the derive work they call for.
 #[derive(Debug, Default)]
 pub struct DerivedBatch {
     pub facts: Vec<ContactFactRow>,
     pub scores: Vec<ScoreRow>,
     pub channels: Vec<IdentityChannelRow>,
     seen_channels: HashSet<(String, i8)>,
-    /// Identity keys of the batch's events: their customers' channels or
-    /// scores may have changed.
+    /// What to recompute once the rows above are written.
+    pub work: DeriveWork,
+}
+
+/// What must be recomputed: gathered from batches whose rows are written,
+/// and merged across batches so that one derive round serves many.
+#[derive(Debug, Default)]
+pub struct DeriveWork {
+    /// Contacts that gained a fact.
+    contact_ids: HashSet<String>,
+    /// Identity keys of the events: their customers' channels or scores may
+    /// have changed.
     keys: HashSet<String>,
-    /// Days of the batch's scored events.
+    /// Days of scored events.
     score_days: BTreeSet<u16>,
-    /// Marks read in the batch, each with its newest offset.
+    /// Marks read, each with its newest offset.
     marks: HashMap<Mark, u64>,
 }
 
@@ -110,10 +126,13 @@ impl DerivedBatch {
             stored: identity_key.to_owned(),
         });
         if let Some(fact) = contact::contact_fact(record, event, key) {
+            if !self.work.contact_ids.contains(&fact.contact_id) {
+                self.work.contact_ids.insert(fact.contact_id.clone());
+            }
             self.facts.push(ContactFactRow::new(&fact, version));
         }
         if let Some(score) = ScoreRow::of(event, identity_key, version) {
-            self.score_days.insert(score.day);
+            self.work.score_days.insert(score.day);
             self.scores.push(score);
         }
         if !identity_key.is_empty() {
@@ -127,7 +146,9 @@ impl DerivedBatch {
                     channel,
                 });
             }
-            self.keys.insert(identity_key.to_owned());
+            if !self.work.keys.contains(identity_key) {
+                self.work.keys.insert(identity_key.to_owned());
+            }
         }
     }
 
@@ -136,7 +157,7 @@ impl DerivedBatch {
         match Mark::parse(key) {
             Some(mark) => {
                 let offset = u64::try_from(offset).unwrap_or_default();
-                let newest = self.marks.entry(mark).or_default();
+                let newest = self.work.marks.entry(mark).or_default();
                 *newest = (*newest).max(offset);
             }
             None => {
@@ -144,17 +165,30 @@ impl DerivedBatch {
             }
         }
     }
+}
 
-    /// Whether there is anything to derive.
+impl DeriveWork {
+    /// Whether there is anything to recompute.
     pub fn is_empty(&self) -> bool {
-        self.facts.is_empty()
+        self.contact_ids.is_empty()
             && self.keys.is_empty()
             && self.score_days.is_empty()
             && self.marks.is_empty()
     }
+
+    /// Adds `other`'s work to this one (a mark keeps its newest offset).
+    pub fn merge(&mut self, other: DeriveWork) {
+        self.contact_ids.extend(other.contact_ids);
+        self.keys.extend(other.keys);
+        self.score_days.extend(other.score_days);
+        for (mark, offset) in other.marks {
+            let newest = self.marks.entry(mark).or_default();
+            *newest = (*newest).max(offset);
+        }
+    }
 }
 
-/// What the derive steps of a batch did.
+/// What a derive round did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Derived {
     pub contacts: usize,
@@ -232,23 +266,21 @@ impl Deriver {
         self.marks.topic()
     }
 
-    /// Runs the derive steps of a batch whose facts, scores and channels are
-    /// written: recomputes the contacts it touched and the customers and
-    /// days it holds marks for, then produces the marks those changes call
-    /// for. Waits out ClickHouse or the broker being unavailable; `Ok(None)`
-    /// when shutdown came first.
+    /// Runs a derive round over the work of batches whose facts, scores and
+    /// channels are written: recomputes the contacts they touched and the
+    /// customers and days they hold marks for, then produces the marks those
+    /// changes call for. Waits out ClickHouse or the broker being
+    /// unavailable; `Ok(None)` when shutdown came first.
     pub async fn run(
         &self,
-        batch: &DerivedBatch,
+        work: &DeriveWork,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Derived>> {
         let mut derived = Derived::default();
-        let mut produce: BTreeSet<Mark> = batch.score_days.iter().map(|d| Mark::Day(*d)).collect();
-        let mut contact_ids: Vec<&str> =
-            batch.facts.iter().map(|f| f.contact_id.as_str()).collect();
+        let mut produce: BTreeSet<Mark> = work.score_days.iter().map(|d| Mark::Day(*d)).collect();
+        let mut contact_ids: Vec<&str> = work.contact_ids.iter().map(String::as_str).collect();
         contact_ids.sort_unstable();
-        contact_ids.dedup();
-        let mut keys: HashSet<String> = batch.keys.clone();
+        let mut keys: HashSet<String> = work.keys.clone();
         if !contact_ids.is_empty() {
             let Some(touched) = self.step(shutdown, || self.contacts(&contact_ids)).await? else {
                 return Ok(None);
@@ -267,7 +299,7 @@ impl Deriver {
             };
             produce.extend(owners.into_values().map(Mark::Customer));
         }
-        let customers: Vec<(&str, u64)> = batch
+        let customers: Vec<(&str, u64)> = work
             .marks
             .iter()
             .filter_map(|(mark, version)| match mark {
@@ -282,7 +314,7 @@ impl Deriver {
             derived.customers = customers.len();
             produce.extend(days.into_iter().map(Mark::Day));
         }
-        let days: Vec<(u16, u64)> = batch
+        let days: Vec<(u16, u64)> = work
             .marks
             .iter()
             .filter_map(|(mark, version)| match mark {
@@ -489,13 +521,35 @@ mod tests {
     #[test]
     fn a_batch_keeps_the_newest_offset_of_each_mark() {
         let mut batch = DerivedBatch::default();
-        assert!(batch.is_empty());
+        assert!(batch.work.is_empty());
         batch.add_mark(b"day:3", 7);
         batch.add_mark(b"day:3", 5);
         batch.add_mark(b"customer:c_1", 9);
         batch.add_mark(b"nonsense", 10);
-        assert_eq!(batch.marks.get(&Mark::Day(3)), Some(&7));
-        assert_eq!(batch.marks.get(&Mark::Customer("c_1".into())), Some(&9));
-        assert_eq!(batch.marks.len(), 2);
+        let marks = &batch.work.marks;
+        assert_eq!(marks.get(&Mark::Day(3)), Some(&7));
+        assert_eq!(marks.get(&Mark::Customer("c_1".into())), Some(&9));
+        assert_eq!(marks.len(), 2);
+    }
+
+    #[test]
+    fn merged_work_keeps_everything_and_the_newest_offsets() {
+        let mut first = DerivedBatch::default();
+        first.add_mark(b"day:3", 7);
+        first.add_mark(b"customer:c_1", 2);
+        let mut second = DerivedBatch::default();
+        second.add_mark(b"day:3", 4);
+        second.add_mark(b"customer:c_1", 11);
+        second.add_mark(b"day:9", 1);
+        second.work.contact_ids.insert("k-1".into());
+        second.work.keys.insert("account:A-1".into());
+        second.work.score_days.insert(9);
+        let mut work = first.work;
+        work.merge(second.work);
+        assert_eq!(work.marks.get(&Mark::Day(3)), Some(&7));
+        assert_eq!(work.marks.get(&Mark::Customer("c_1".into())), Some(&11));
+        assert_eq!(work.marks.get(&Mark::Day(9)), Some(&1));
+        assert!(work.contact_ids.contains("k-1") && work.keys.contains("account:A-1"));
+        assert_eq!(work.score_days, BTreeSet::from([9]));
     }
 }

@@ -46,6 +46,11 @@ pub struct Metrics {
     pub latency_seconds: Histogram,
     /// Writer schemas held in the decoder's cache.
     pub cached_schemas: IntGauge,
+    /// Seconds per derive round (contacts, customers and days recomputed
+    /// for the batches confirmed since the previous round).
+    pub derive_seconds: Histogram,
+    /// Messages of confirmed batches waiting for the next derive round.
+    pub underived_messages: IntGauge,
     /// Batches flushed.
     pub batches: IntCounter,
     /// Link sets this instance produced to the identity-link topic.
@@ -136,6 +141,19 @@ impl Metrics {
             "Writer schemas held in the decoder's cache.",
         )?;
         registry.register(Box::new(cached_schemas.clone()))?;
+        let derive_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "touchline_derive_round_seconds",
+                "Seconds per derive round: contacts, customers and days recomputed for the batches confirmed since the previous round.",
+            )
+            .buckets(prometheus::exponential_buckets(0.01, 2.0, 14)?),
+        )?;
+        registry.register(Box::new(derive_seconds.clone()))?;
+        let underived_messages = IntGauge::new(
+            "touchline_underived_messages",
+            "Messages of confirmed batches waiting for the next derive round; their offsets are committed after it.",
+        )?;
+        registry.register(Box::new(underived_messages.clone()))?;
         let batches = IntCounter::new("touchline_batches_total", "Batches flushed.")?;
         registry.register(Box::new(batches.clone()))?;
         let links_produced = IntCounter::new(
@@ -189,6 +207,8 @@ impl Metrics {
             retries,
             latency_seconds,
             cached_schemas,
+            derive_seconds,
+            underived_messages,
             batches,
             links_produced,
             identity_changes,

@@ -2,14 +2,21 @@
 //!
 //! Messages are taken in batches (up to a size, or whatever arrived within the
 //! linger time), and each message is decoded and normalised as it arrives, so
-//! that no copy of it is kept. Each batch becomes timeline rows and dead
-//! letters, which are written to ClickHouse (with its identity links to
-//! Kafka, all three at once) while the next batch is being read; only once
-//! ClickHouse has confirmed both are the batch's offsets stored for the next
-//! commit (`enable.auto.offset.store = false`), and batches are stored in
-//! order: at most one batch is being written at a time. A crash therefore
-//! redelivers at most the unconfirmed batches, and the timeline's
-//! ReplacingMergeTree absorbs the redelivery.
+//! that no copy of it is kept. Each batch becomes timeline rows, dead letters
+//! and the rows contacts are derived from, which are written to ClickHouse
+//! (with its identity links to Kafka, all at once) while the next batch is
+//! being read; at most one batch is being written at a time.
+//!
+//! Once ClickHouse has confirmed a batch, its derive work (contacts,
+//! customers, days: [`crate::derive`]) joins the next derive round, which
+//! runs beside the following batches' writes and takes every batch confirmed
+//! since the previous round began. Only when that round is done are the
+//! batch's offsets stored for the next commit (`enable.auto.offset.store =
+//! false`), in order. A crash therefore redelivers at most the batches not
+//! yet derived, and every table absorbs the redelivery. The timeline is
+//! queryable as soon as its batch is confirmed; the derived tables follow a
+//! round later. Rounds that fall behind slow reading down: at most
+//! [`UNDERIVED_BATCHES`] batches' worth of messages wait for a round.
 //!
 //! Failures are classified: bad data goes to the dead-letter table and the
 //! pipeline goes on; an unreachable registry or ClickHouse is waited out with
@@ -36,7 +43,7 @@ use touchline_model::identity::record::{identifiers_cached, PhoneCache};
 use touchline_model::identity::Identifier;
 use touchline_model::{normalise, privacy, Channel};
 
-use crate::derive::{DerivedBatch, Deriver};
+use crate::derive::{DeriveWork, DerivedBatch, Deriver};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 
@@ -66,6 +73,12 @@ pub struct Totals {
     pub dead_letters: u64,
 }
 
+/// How many batches' worth of confirmed messages (`batch_max_messages`
+/// each) may wait for a derive round before reading waits for the running
+/// round: it bounds what a crash redelivers and how far the derived tables
+/// lag the timeline.
+pub const UNDERIVED_BATCHES: u64 = 10;
+
 /// Raw phone strings whose normal form the pipeline remembers, per
 /// generation (at most twice this many are held, about 100 bytes each).
 const PHONE_CACHE_CAPACITY: usize = 200_000;
@@ -82,6 +95,8 @@ pub struct Pipeline<R> {
     processed: HashMap<(String, i32), i64>,
     /// Normal forms of recently seen raw phone numbers.
     phones: Mutex<PhoneCache>,
+    /// Confirmed batches waiting for the next derive round.
+    underived: Underived,
 }
 
 /// Where a batch goes: what a write task needs, cheap to clone.
@@ -116,21 +131,53 @@ struct Prepared {
 
 impl Prepared {
     fn saw_offset(&mut self, topic: &str, partition: i32, offset: i64) {
-        match self
-            .next_offsets
-            .iter_mut()
-            .find(|(t, p, _)| *p == partition && t == topic)
-        {
-            Some((_, _, next)) => *next = (*next).max(offset + 1),
-            None => self
-                .next_offsets
-                .push((topic.to_owned(), partition, offset + 1)),
+        advance(&mut self.next_offsets, topic, partition, offset + 1);
+    }
+}
+
+/// Moves the next offset of `topic`'s `partition` in `offsets` to `next`,
+/// unless it is past it already.
+fn advance(offsets: &mut Vec<(String, i32, i64)>, topic: &str, partition: i32, next: i64) {
+    match offsets
+        .iter_mut()
+        .find(|(t, p, _)| *p == partition && t == topic)
+    {
+        Some((_, _, stored)) => *stored = (*stored).max(next),
+        None => offsets.push((topic.to_owned(), partition, next)),
+    }
+}
+
+/// Confirmed batches whose offsets wait for a derive round: their merged
+/// work and offsets.
+#[derive(Default)]
+struct Underived {
+    work: DeriveWork,
+    next_offsets: Vec<(String, i32, i64)>,
+    batches: u64,
+    /// Messages read, derive marks included.
+    messages: u64,
+    /// Of those, messages of the derive-mark topic.
+    marks: u64,
+}
+
+impl Underived {
+    fn add(&mut self, prepared: &mut Prepared) {
+        self.work.merge(std::mem::take(&mut prepared.derived.work));
+        for (topic, partition, next) in &prepared.next_offsets {
+            advance(&mut self.next_offsets, topic, *partition, *next);
         }
+        self.batches += 1;
+        self.messages += prepared.messages;
+        self.marks += prepared.marks;
     }
 }
 
 /// The write of one batch, running while the next one is read.
 type Writing = JoinHandle<anyhow::Result<(Prepared, bool)>>;
+
+/// A derive round, running while the next batches are read and written;
+/// hands back the batches it covered, with `false` when shutdown came first.
+type Deriving = JoinHandle<anyhow::Result<(Underived, bool)>>;
 
 impl<R: SchemaRegistry> Pipeline<R> {
     /// Joins the consumer group and subscribes to the four source topics.
@@ -189,6 +236,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
             channels,
             processed: HashMap::new(),
             phones: Mutex::new(PhoneCache::new(PHONE_CACHE_CAPACITY)),
+            underived: Underived::default(),
         })
     }
 
@@ -201,8 +249,11 @@ impl<R: SchemaRegistry> Pipeline<R> {
         // between, both find every partition read to its high watermark: a
         // broker may report a watermark that lags its last append.
         let mut caught_up_checks = 0;
-        // The batch being written while the next one is read.
+        // The batch being written while the next one is read, and the
+        // derive round running beside both.
         let mut writing: Option<Writing> = None;
+        let mut deriving: Option<Deriving> = None;
+        let backlog = UNDERIVED_BATCHES * self.config.batch_max_messages as u64;
         while !*shutdown.borrow() {
             let started = Instant::now();
             let Some(prepared) = self.next_batch(&mut shutdown).await else {
@@ -213,6 +264,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
                     if !self.finish(write, &mut totals).await? {
                         break;
                     }
+                }
+                if !self.derive(&mut deriving, &shutdown, false).await? {
+                    break;
                 }
                 if self.config.until_caught_up && last_check.elapsed() >= Duration::from_secs(1) {
                     last_check = Instant::now();
@@ -238,18 +292,24 @@ impl<R: SchemaRegistry> Pipeline<R> {
             }
             caught_up_checks = 0;
             let read_in = started.elapsed();
-            // One batch in flight at a time: the previous one's offsets are
-            // stored before this one's write starts.
+            // One batch in flight at a time: the previous one is confirmed
+            // before this one's write starts.
             let waited = Instant::now();
             if let Some(write) = writing.take() {
                 if !self.finish(write, &mut totals).await? {
                     break;
                 }
             }
+            // A round that falls behind holds reading back.
+            let backlogged = self.underived.messages >= backlog;
+            if !self.derive(&mut deriving, &shutdown, backlogged).await? {
+                break;
+            }
             tracing::debug!(
                 messages = prepared.messages,
                 read_ms = read_in.as_millis(),
                 waited_for_previous_ms = waited.elapsed().as_millis(),
+                backlogged,
                 "batch read"
             );
             writing = Some(tokio::spawn(write(
@@ -260,6 +320,13 @@ impl<R: SchemaRegistry> Pipeline<R> {
         }
         if let Some(write) = writing.take() {
             self.finish(write, &mut totals).await?;
+        }
+        // Every confirmed batch is derived before the last commit (unless
+        // shutdown came while ClickHouse or the broker was unavailable).
+        while deriving.is_some() || self.underived.batches > 0 {
+            if !self.derive(&mut deriving, &shutdown, true).await? {
+                break;
+            }
         }
         if let Ok(phones) = self.phones.lock() {
             let (hits, misses) = phones.hits_and_misses();
@@ -279,28 +346,80 @@ impl<R: SchemaRegistry> Pipeline<R> {
         Ok(totals)
     }
 
-    /// Waits for a batch's write; once ClickHouse confirmed it, stores its
-    /// offsets and counts it. `Ok(false)` when shutdown came first.
+    /// Waits for a batch's write; once ClickHouse confirmed it, counts it
+    /// and queues its derive work for the next round. `Ok(false)` when
+    /// shutdown came first.
     async fn finish(&mut self, write: Writing, totals: &mut Totals) -> anyhow::Result<bool> {
         let started = Instant::now();
-        let (prepared, written) = write.await.context("a batch write panicked")??;
+        let (mut prepared, written) = write.await.context("a batch write panicked")??;
         if !written {
             return Ok(false);
         }
-        self.store_offsets(&prepared)?;
         tracing::debug!(
             messages = prepared.messages,
             marks = prepared.marks,
             rows = prepared.timeline.len(),
             dead_letters = prepared.dead_letters.len(),
             waited_ms = started.elapsed().as_millis(),
-            "batch written"
+            "batch inserted"
         );
         totals.messages += prepared.messages;
         totals.events += prepared.timeline.len() as u64;
         totals.dead_letters += prepared.dead_letters.len() as u64;
         self.record(&prepared);
+        self.underived.add(&mut prepared);
+        self.sink
+            .metrics
+            .underived_messages
+            .set(i64::try_from(self.underived.messages).unwrap_or(i64::MAX));
         Ok(true)
+    }
+
+    /// Collects the running derive round once it is done (with `wait`,
+    /// waiting for it), storing the offsets of the batches it covered; then,
+    /// if none is running, starts the next one over the confirmed batches
+    /// that wait. `Ok(false)` when shutdown came first.
+    async fn derive(
+        &mut self,
+        deriving: &mut Option<Deriving>,
+        shutdown: &watch::Receiver<bool>,
+        wait: bool,
+    ) -> anyhow::Result<bool> {
+        if let Some(round) = deriving.take_if(|round| wait || round.is_finished()) {
+            let (covered, done) = round.await.context("a derive round panicked")??;
+            if !done {
+                return Ok(false);
+            }
+            self.derived(&covered)?;
+        }
+        if deriving.is_none() && self.underived.batches > 0 {
+            let round = std::mem::take(&mut self.underived);
+            self.sink.metrics.underived_messages.set(0);
+            if round.work.is_empty() {
+                // Dead letters or compacted-away marks only: nothing to
+                // recompute.
+                self.derived(&round)?;
+            } else {
+                *deriving = Some(tokio::spawn(derive(
+                    self.sink.clone(),
+                    round,
+                    shutdown.clone(),
+                )));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stores the offsets of batches that are written and derived.
+    fn derived(&mut self, covered: &Underived) -> anyhow::Result<()> {
+        self.store_offsets(&covered.next_offsets)?;
+        tracing::debug!(
+            batches = covered.batches,
+            messages = covered.messages,
+            marks = covered.marks,
+            "batches derived"
+        );
+        Ok(())
     }
 
     /// Reads up to a batch of messages, or what arrives within the linger
@@ -445,9 +564,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
         true
     }
 
-    fn store_offsets(&mut self, prepared: &Prepared) -> anyhow::Result<()> {
+    fn store_offsets(&mut self, next_offsets: &[(String, i32, i64)]) -> anyhow::Result<()> {
         let mut list = TopicPartitionList::new();
-        for (topic, partition, next) in &prepared.next_offsets {
+        for (topic, partition, next) in next_offsets {
             list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
             self.processed.insert((topic.clone(), *partition), *next);
         }
@@ -554,14 +673,15 @@ impl<R: SchemaRegistry> Pipeline<R> {
     }
 }
 
-/// Writes a prepared batch: its identity links to Kafka and its dead letters,
-/// timeline rows and message texts to ClickHouse, all at once, waiting out either
-/// being unavailable. Hands the batch back with `true` once all three are
-/// confirmed, `false` when shutdown came first.
+/// Writes a prepared batch: its identity links to Kafka and its dead
+/// letters, timeline rows, message texts and the rows contacts are derived
+/// from to ClickHouse, all at once, waiting out either being unavailable.
+/// Hands the batch back with `true` once all are confirmed, `false` when
+/// shutdown came first.
 async fn write(
     sink: Sink,
     prepared: Prepared,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(Prepared, bool)> {
     let mut to_links = shutdown.clone();
     let links = async {
@@ -585,25 +705,33 @@ async fn write(
         insert(&sink, &derived.scores, shutdown.clone()),
         insert(&sink, &derived.channels, shutdown.clone()),
     );
-    if !(published && dead? && timeline? && texts? && facts? && scores? && channels?) {
-        return Ok((prepared, false));
-    }
-    if derived.is_empty() {
-        return Ok((prepared, true));
-    }
+    let written = published && dead? && timeline? && texts? && facts? && scores? && channels?;
+    Ok((prepared, written))
+}
+
+/// Runs the derive round of confirmed batches; hands them back with `true`
+/// once it is done, `false` when shutdown came first.
+async fn derive(
+    sink: Sink,
+    round: Underived,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(Underived, bool)> {
     let started = Instant::now();
-    let Some(done) = sink.deriver.run(derived, &mut shutdown).await? else {
-        return Ok((prepared, false));
+    let Some(done) = sink.deriver.run(&round.work, &mut shutdown).await? else {
+        return Ok((round, false));
     };
+    let seconds = started.elapsed().as_secs_f64();
+    sink.metrics.derive_seconds.observe(seconds);
     tracing::debug!(
+        batches = round.batches,
         contacts = done.contacts,
         customers = done.customers,
         days = done.days,
         marks_produced = done.marks_produced,
         derive_ms = started.elapsed().as_millis(),
-        "batch derived"
+        "derive round"
     );
-    Ok((prepared, true))
+    Ok((round, true))
 }
 
 /// Inserts `rows` into their table, waiting out ClickHouse being
