@@ -6,7 +6,9 @@
 //! moved, a port nobody listens on, or a setting the binary does not read.
 //! Every reference it makes is checked here: images, build contexts, mounted
 //! paths, `env_file`s, host ports, `TOUCHLINE_*` variables, `depends_on`,
-//! the Prometheus scrape targets and the Grafana provisioning files.
+//! the Prometheus scrape targets, the Grafana provisioning files, and the
+//! ClickHouse user each service connects as, with the password its server
+//! gives that user.
 //!
 //! Each check collects every problem it finds and fails once, listing them.
 //! The `fixture_*` tests give each check a broken input and expect it to
@@ -50,6 +52,56 @@ const SOURCE_TOPICS: &[&str] = &[
 ];
 
 const CLICKHOUSE_PLUGIN: &str = "grafana-clickhouse-datasource";
+
+const USERS_SQL: &str = "deploy/clickhouse/users.sql";
+const USERS_XML: &str = "deploy/clickhouse/users.xml";
+/// The init script that creates the users of `users.sql` in the compose
+/// ClickHouse.
+const CREATE_USERS: &str = "deploy/clickhouse/create-users.sh";
+/// Where `create-users.sh` reads `users.sql` in the ClickHouse container.
+const USERS_SQL_IN_CONTAINER: &str = "/etc/touchline/clickhouse/users.sql";
+/// Scripts the ClickHouse image runs when it starts on an empty volume.
+const INITDB_DIR: &str = "/docker-entrypoint-initdb.d";
+
+/// A least-privilege ClickHouse user of `deploy/clickhouse/`.
+struct ClickHouseUser {
+    name: &'static str,
+    /// Its password in `users.sql`, which `create-users.sh` replaces.
+    placeholder: &'static str,
+    /// The variable its password comes from: `from_env` in `users.xml`, and
+    /// in the compose ClickHouse the input of `create-users.sh`.
+    password_variable: &'static str,
+}
+
+const CLICKHOUSE_USERS: &[ClickHouseUser] = &[
+    ClickHouseUser {
+        name: "touchline_admin",
+        placeholder: "CHANGE-ME-admin",
+        password_variable: "TOUCHLINE_CH_ADMIN_PASSWORD",
+    },
+    ClickHouseUser {
+        name: "touchline",
+        placeholder: "CHANGE-ME-pipeline",
+        password_variable: "TOUCHLINE_CH_PIPELINE_PASSWORD",
+    },
+    ClickHouseUser {
+        name: "dashboards",
+        placeholder: "CHANGE-ME-dashboards",
+        password_variable: "TOUCHLINE_CH_DASHBOARDS_PASSWORD",
+    },
+];
+
+/// The user each subcommand of the binary connects to ClickHouse as; None
+/// for one that never connects, and so gets no ClickHouse credentials.
+const SUBCOMMAND_USERS: &[(&str, Option<&str>)] = &[
+    ("migrate", Some("touchline_admin")),
+    ("forget", Some("touchline_admin")),
+    ("run", Some("touchline")),
+    ("generate", None),
+];
+
+/// The user of Grafana's ClickHouse datasource.
+const DASHBOARDS_USER: &str = "dashboards";
 
 // ---------------------------------------------------------------------------
 // The checks, run against the repository.
@@ -102,6 +154,16 @@ fn touchline_variables_are_read_by_the_binary() {
         "found no \"TOUCHLINE_...\" string literal under {BINARY_SOURCE}; the binary is \
          expected to declare each setting as `env = \"TOUCHLINE_X\"`"
     );
+    // The clickhouse service sets the password variables of the users it
+    // creates; create-users.sh reads them, not the binary.
+    let known: BTreeSet<String> = known
+        .into_iter()
+        .chain(
+            CLICKHOUSE_USERS
+                .iter()
+                .map(|user| user.password_variable.to_owned()),
+        )
+        .collect();
     let compose = Compose::load(&root);
     assert_no_problems(
         "TOUCHLINE_* variables",
@@ -141,6 +203,34 @@ fn grafana_provisioning_parses_and_points_at_the_stack() {
             &compose,
             &root.join(GRAFANA_PROVISIONING),
             &root.join(GRAFANA_DASHBOARDS),
+        ),
+    );
+}
+
+#[test]
+fn clickhouse_user_files_name_the_same_users_and_passwords() {
+    let root = repo_root();
+    assert_no_problems(
+        "ClickHouse user files",
+        check_user_files(
+            &root.join(USERS_SQL),
+            &root.join(USERS_XML),
+            &root.join(CREATE_USERS),
+        ),
+    );
+}
+
+#[test]
+fn services_connect_to_clickhouse_as_their_users() {
+    let root = repo_root();
+    let compose = Compose::load(&root);
+    assert_no_problems(
+        "ClickHouse users",
+        check_clickhouse_users(
+            &compose,
+            &root.join(USERS_SQL),
+            &root.join(CREATE_USERS),
+            &root.join(GRAFANA_PROVISIONING),
         ),
     );
 }
@@ -463,6 +553,150 @@ fn fixture_kafka_init_must_create_every_topic() {
     let problems = check_kafka_topics(&compose);
     assert_eq!(problems.len(), 3, "{problems:#?}");
     expect_problem(&problems, "`kafka-init`", "cx.chatbot.events");
+}
+
+#[test]
+fn fixture_clickhouse_user_files_must_agree() {
+    let fixture = Fixture::new("clickhouse-user-files");
+    fixture.write(
+        "users.sql",
+        "
+        CREATE USER IF NOT EXISTS touchline_admin IDENTIFIED WITH sha256_password BY 'CHANGE-ME-admin';
+        CREATE USER IF NOT EXISTS touchline IDENTIFIED WITH sha256_password BY 'CHANGE-ME-pipe';
+        CREATE USER IF NOT EXISTS reporting IDENTIFIED WITH sha256_password BY 'CHANGE-ME-reporting';
+        ",
+    );
+    fixture.write(
+        "users.xml",
+        r#"
+        <yandex>
+          <profiles><dashboards><readonly>2</readonly></dashboards></profiles>
+          <users>
+            <touchline_admin><password from_env="TOUCHLINE_CH_ADMIN_PASSWORD"/></touchline_admin>
+            <touchline><password from_env="TOUCHLINE_CH_DASHBOARDS_PASSWORD"/></touchline>
+          </users>
+        </yandex>
+        "#,
+    );
+    fixture.write(
+        "create-users.sh",
+        "
+        users_sql=/etc/touchline/clickhouse/users.sql
+        for pair in admin:TOUCHLINE_CH_ADMIN_PASSWORD pipeline:TOUCHLINE_CH_PIPELINE_PASSWORD; do
+        ",
+    );
+    let problems = check_user_files(
+        &fixture.path("users.sql"),
+        &fixture.path("users.xml"),
+        &fixture.path("create-users.sh"),
+    );
+    expect_problem(&problems, "users.sql", "`reporting`");
+    expect_problem(&problems, "users.sql", "`dashboards`");
+    expect_problem(&problems, "`touchline`", "CHANGE-ME-pipe");
+    expect_problem(
+        &problems,
+        "users.xml",
+        "`touchline` reads TOUCHLINE_CH_DASHBOARDS_PASSWORD",
+    );
+    expect_problem(&problems, "users.xml", "no user `dashboards`");
+    expect_problem(
+        &problems,
+        "create-users.sh",
+        "TOUCHLINE_CH_DASHBOARDS_PASSWORD",
+    );
+    assert_eq!(problems.len(), 6, "{problems:#?}");
+}
+
+#[test]
+fn fixture_wrong_clickhouse_user_or_undefined_password_is_reported() {
+    let fixture = Fixture::new("clickhouse-users");
+    fixture.write("users.sql", "");
+    fixture.write("create-users.sh", "");
+    fixture.write(
+        "provisioning/datasources/clickhouse.yaml",
+        "
+        datasources:
+          - name: ClickHouse
+            type: grafana-clickhouse-datasource
+            jsonData: {host: clickhouse, port: 9000, username: '${CLICKHOUSE_USER}'}
+            secureJsonData: {password: '${TOUCHLINE_CH_DASHBOARDS_PASSWORD}'}
+        ",
+    );
+    let compose = fixture.compose(
+        "
+        # Settings: CLICKHOUSE_USER (default), TOUCHLINE_CH_DASHBOARDS_PASSWORD (dashboards).
+        services:
+          clickhouse:
+            image: 'clickhouse/clickhouse-server:25.8.29.51'
+            environment:
+              CLICKHOUSE_DB: other
+              TOUCHLINE_CH_PIPELINE_PASSWORD: ${TOUCHLINE_CH_PIPELINE_PASSWORD:-pipeline}
+              TOUCHLINE_CH_DASHBOARDS_PASSWORD: ${TOUCHLINE_CH_DASHBOARDS_PASSWORD:-dashboards}
+            volumes:
+              - ./users.sql:/docker-entrypoint-initdb.d/users.sql:ro
+          migrate:
+            image: 'touchline:1'
+            command: [migrate]
+            environment:
+              TOUCHLINE_CLICKHOUSE_USER: ${CLICKHOUSE_USER:-default}
+              TOUCHLINE_CLICKHOUSE_PASSWORD: ${TOUCHLINE_CH_ADMIN_PASSWORD:-admin}
+          run:
+            image: 'touchline:1'
+            command: [run]
+            environment:
+              TOUCHLINE_CLICKHOUSE_USER: touchline
+              TOUCHLINE_CLICKHOUSE_PASSWORD: ${TOUCHLINE_CH_PIPELINE_PASSWORD:-other}
+          generate:
+            image: 'touchline:1'
+            command: [generate]
+            environment: {TOUCHLINE_CLICKHOUSE_USER: touchline}
+          replay:
+            image: 'touchline:1'
+            command: [replay]
+          grafana:
+            image: 'grafana/grafana:12.1.1'
+            environment: {CLICKHOUSE_USER: '${CLICKHOUSE_USER:-default}'}
+        ",
+    );
+    let problems = check_clickhouse_users(
+        &compose,
+        &fixture.path("users.sql"),
+        &fixture.path("create-users.sh"),
+        &fixture.path("provisioning"),
+    );
+    expect_problem(
+        &problems,
+        "`clickhouse`",
+        "does not set TOUCHLINE_CH_ADMIN_PASSWORD",
+    );
+    expect_problem(
+        &problems,
+        "TOUCHLINE_CH_PIPELINE_PASSWORD (pipeline)",
+        "header",
+    );
+    expect_problem(&problems, "`clickhouse`", "create-users.sh as a .sh file");
+    expect_problem(&problems, "`clickhouse`", USERS_SQL_IN_CONTAINER);
+    expect_problem(&problems, "users.sql", "placeholder passwords");
+    expect_problem(&problems, "CLICKHOUSE_DB", "`other`");
+    expect_problem(
+        &problems,
+        "`migrate`",
+        "as `default`, not `touchline_admin`",
+    );
+    expect_problem(
+        &problems,
+        "`run`",
+        "${TOUCHLINE_CH_PIPELINE_PASSWORD:-other}",
+    );
+    expect_problem(&problems, "`generate`", "never connects");
+    expect_problem(&problems, "`replay`", "`touchline replay`");
+    expect_problem(
+        &problems,
+        "datasource `ClickHouse`",
+        "as `default`, not `dashboards`",
+    );
+    expect_problem(&problems, "datasource `ClickHouse`", "without a password");
+    assert_eq!(problems.len(), 12, "{problems:#?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -875,6 +1109,8 @@ struct Datasource {
     url: Option<String>,
     #[serde(rename = "jsonData", default)]
     json_data: Mapping,
+    #[serde(rename = "secureJsonData", default)]
+    secure_json_data: Mapping,
 }
 
 #[derive(Deserialize)]
@@ -1125,6 +1361,337 @@ fn grafana_variables(text: &str) -> BTreeSet<String> {
     found
 }
 
+/// `users.sql` creates exactly the users of [`CLICKHOUSE_USERS`], with their
+/// placeholders; `users.xml` reads each one's password from its variable, and
+/// `create-users.sh` fills each placeholder from it.
+fn check_user_files(users_sql: &Path, users_xml: &Path, create_users: &Path) -> Vec<String> {
+    let read = |path: &Path| {
+        fs::read_to_string(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+    };
+    let (sql, xml, script) = match (read(users_sql), read(users_xml), read(create_users)) {
+        (Ok(sql), Ok(xml), Ok(script)) => (sql, xml, script),
+        (sql, xml, script) => {
+            return [sql.err(), xml.err(), script.err()]
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+    };
+    let mut problems = Vec::new();
+
+    // `CREATE USER IF NOT EXISTS name IDENTIFIED WITH ... BY 'placeholder'`.
+    let created: BTreeMap<&str, &str> = sql
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("CREATE USER IF NOT EXISTS "))
+        .filter_map(|rest| {
+            let name = rest.split_whitespace().next()?;
+            let placeholder = rest.split_once(" BY '")?.1.split('\'').next()?;
+            Some((name, placeholder))
+        })
+        .collect();
+    for user in CLICKHOUSE_USERS {
+        match created.get(user.name) {
+            None => problems.push(format!(
+                "{USERS_SQL} does not create user `{}`, which tests/compose.rs expects",
+                user.name
+            )),
+            Some(placeholder) if *placeholder != user.placeholder => problems.push(format!(
+                "{USERS_SQL} gives user `{}` the password '{placeholder}', but create-users.sh \
+                 replaces '{}'",
+                user.name, user.placeholder
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in created.keys() {
+        if !CLICKHOUSE_USERS.iter().any(|user| user.name == *name) {
+            problems.push(format!(
+                "{USERS_SQL} creates user `{name}`, which no service is checked against: \
+                 add it to CLICKHOUSE_USERS in tests/compose.rs and create-users.sh"
+            ));
+        }
+    }
+
+    // Users are elements under <users>; profiles of the same names come
+    // before it.
+    let users = xml.split_once("<users>").map_or("", |(_, users)| users);
+    for user in CLICKHOUSE_USERS {
+        let element = users
+            .split_once(&format!("<{}>", user.name))
+            .and_then(|(_, rest)| rest.split_once(&format!("</{}>", user.name)))
+            .map(|(element, _)| element);
+        let Some(element) = element else {
+            problems.push(format!("{USERS_XML} has no user `{}`", user.name));
+            continue;
+        };
+        let variable = element
+            .split_once("from_env=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(variable, _)| variable);
+        if variable != Some(user.password_variable) {
+            problems.push(format!(
+                "{USERS_XML}: user `{}` reads {}, not {}",
+                user.name,
+                variable.unwrap_or("no password variable"),
+                user.password_variable
+            ));
+        }
+    }
+
+    for user in CLICKHOUSE_USERS {
+        let role = user.placeholder.trim_start_matches("CHANGE-ME-");
+        if !script.contains(&format!("{role}:{}", user.password_variable)) {
+            problems.push(format!(
+                "{CREATE_USERS} does not fill in '{}' (user `{}`) from {}",
+                user.placeholder, user.name, user.password_variable
+            ));
+        }
+    }
+    if !script.contains(USERS_SQL_IN_CONTAINER) {
+        problems.push(format!(
+            "{CREATE_USERS} does not read {USERS_SQL_IN_CONTAINER}, where docker-compose.yml \
+             is expected to mount users.sql"
+        ));
+    }
+    problems
+}
+
+/// ClickHouse creates the users of `users.sql` through `create-users.sh`,
+/// with a password variable for each; every service that connects to
+/// ClickHouse does so as the user of its job, with that user's password.
+fn check_clickhouse_users(
+    compose: &Compose,
+    users_sql: &Path,
+    create_users: &Path,
+    provisioning: &Path,
+) -> Vec<String> {
+    let Some((server_name, server)) = compose.services.iter().find(|(_, service)| {
+        str_field(service, "image").is_some_and(|i| i.starts_with("clickhouse/clickhouse-server"))
+    }) else {
+        return vec!["there is no service running a clickhouse/clickhouse-server image".to_owned()];
+    };
+    let mut problems = Vec::new();
+    let server_env = environment(server).unwrap_or_default();
+
+    // The password each user gets, as written in the compose file.
+    let mut passwords: BTreeMap<&str, String> = BTreeMap::new();
+    for user in CLICKHOUSE_USERS {
+        let variable = user.password_variable;
+        match server_env.get(variable).cloned().flatten() {
+            Some(value) if !interpolation_defaults(&value).is_empty() => {
+                for (name, default) in interpolated_variables(&value) {
+                    let documented = match &default {
+                        Some(default) => format!("{name} ({default})"),
+                        None => name.clone(),
+                    };
+                    if !compose.header.contains(&documented) {
+                        problems.push(format!(
+                            "`{server_name}` sets {variable} from ${{{name}}}, but the header \
+                             comment of {COMPOSE_FILE} does not list `{documented}`"
+                        ));
+                    }
+                }
+                passwords.insert(user.name, value);
+            }
+            _ => problems.push(format!(
+                "`{server_name}` does not set {variable} (or sets it empty by default), the \
+                 password of user `{}`: create-users.sh stops without it",
+                user.name
+            )),
+        }
+    }
+
+    let server_mounts = mounts(server).unwrap_or_default();
+    let binds = || server_mounts.iter().filter(|m| m.kind == MountKind::Bind);
+    let in_initdb = |target: &str| target.starts_with(&format!("{INITDB_DIR}/"));
+    if !binds().any(|m| {
+        in_initdb(&m.target)
+            && m.target.ends_with(".sh")
+            && compose.mounts_path(&m.source, create_users)
+    }) {
+        problems.push(format!(
+            "`{server_name}` does not mount {} as a .sh file into {INITDB_DIR}/, so nothing \
+             creates Touchline's users",
+            compose.shown(create_users)
+        ));
+    }
+    if !binds()
+        .any(|m| m.target == USERS_SQL_IN_CONTAINER && compose.mounts_path(&m.source, users_sql))
+    {
+        problems.push(format!(
+            "`{server_name}` does not mount {} at {USERS_SQL_IN_CONTAINER}, where \
+             create-users.sh reads it",
+            compose.shown(users_sql)
+        ));
+    }
+    for mount in
+        binds().filter(|m| in_initdb(&m.target) && compose.mounts_path(&m.source, users_sql))
+    {
+        problems.push(format!(
+            "`{server_name}` mounts {} into {INITDB_DIR} (at {}): the image would run \
+             users.sql with its placeholder passwords",
+            compose.shown(users_sql),
+            mount.target
+        ));
+    }
+    let database = compose.touchline_database();
+    if let Some(db) = server_env.get("CLICKHOUSE_DB").cloned().flatten() {
+        let db = interpolation_defaults(&db);
+        if db != database {
+            problems.push(format!(
+                "`{server_name}` has CLICKHOUSE_DB `{db}`, the database create-users.sh grants \
+                 on, but Touchline writes to `{database}`"
+            ));
+        }
+    }
+
+    // The same password expression as the server's, so that the variable
+    // and its default are the same on both sides.
+    let password_problem = |what: &str, user: &str, password: Option<String>| {
+        // Without an expected password, the problem is reported above.
+        let expected = passwords.get(user)?;
+        match password {
+            Some(password) if password == *expected => None,
+            Some(password) => Some(format!(
+                "{what} gives user `{user}` the password {password}, but `{server_name}` \
+                 creates it with {expected}"
+            )),
+            None => Some(format!(
+                "{what} connects as `{user}` without a password; `{server_name}` creates it \
+                 with {expected}"
+            )),
+        }
+    };
+
+    for (name, service) in &compose.services {
+        let runs_touchline = service.contains_key("build")
+            || str_field(service, "image").is_some_and(|i| i.starts_with("touchline:"));
+        if !runs_touchline {
+            continue;
+        }
+        let subcommand = strings(service.get("command")).into_iter().next();
+        let subcommand = subcommand.as_deref().unwrap_or("(none)");
+        let env = environment(service).unwrap_or_default();
+        let setting = |key: &str| env.get(key).cloned().flatten();
+        match SUBCOMMAND_USERS
+            .iter()
+            .find(|(known, _)| *known == subcommand)
+        {
+            None => problems.push(format!(
+                "`{name}` runs `touchline {subcommand}`, whose ClickHouse user tests/compose.rs \
+                 does not know: add it to SUBCOMMAND_USERS"
+            )),
+            Some((_, None)) => {
+                for key in [
+                    "TOUCHLINE_CLICKHOUSE_USER",
+                    "TOUCHLINE_CLICKHOUSE_PASSWORD",
+                    "TOUCHLINE_CLICKHOUSE_PASSWORD_FILE",
+                ] {
+                    if env.contains_key(key) {
+                        problems.push(format!(
+                            "`{name}` sets {key}, but `touchline {subcommand}` never connects to \
+                             ClickHouse: give it no credentials"
+                        ));
+                    }
+                }
+            }
+            Some((_, Some(expected))) => {
+                let user = setting("TOUCHLINE_CLICKHOUSE_USER")
+                    .map(|user| interpolation_defaults(&user))
+                    .unwrap_or_else(|| "default".to_owned());
+                let what = format!("`{name}` (touchline {subcommand})");
+                if user != *expected {
+                    problems.push(format!(
+                        "{what} connects to ClickHouse as `{user}`, not `{expected}` \
+                         ({USERS_SQL})"
+                    ));
+                }
+                problems.extend(password_problem(
+                    &what,
+                    expected,
+                    setting("TOUCHLINE_CLICKHOUSE_PASSWORD"),
+                ));
+            }
+        }
+    }
+
+    // Grafana's ClickHouse datasources, with the variables of its service.
+    if let Some((grafana_name, grafana)) = compose.services.iter().find(|(_, service)| {
+        str_field(service, "image").is_some_and(|i| i.starts_with("grafana/grafana"))
+    }) {
+        let grafana_env = environment(grafana).unwrap_or_default();
+        let expand = |original: &str| {
+            let mut text = original.to_owned();
+            for variable in grafana_variables(original) {
+                let value = grafana_env
+                    .get(&variable)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default();
+                for form in [
+                    format!("$__env{{{variable}}}"),
+                    format!("${{{variable}}}"),
+                    format!("${variable}"),
+                ] {
+                    text = text.replace(&form, &value);
+                }
+            }
+            text
+        };
+        let datasources = files_under(&provisioning.join("datasources"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|file| has_extension(file, &["yaml", "yml"]))
+            .filter_map(|file| read_yaml::<DatasourceFile>(&file).ok())
+            .flat_map(|file| file.datasources)
+            .filter(|datasource| datasource.kind == CLICKHOUSE_PLUGIN);
+        for datasource in datasources {
+            let what = format!("`{grafana_name}`: datasource `{}`", datasource.name);
+            let user = str_field(&datasource.json_data, "username")
+                .map(|user| interpolation_defaults(&expand(user)))
+                .unwrap_or_else(|| "default".to_owned());
+            if user != DASHBOARDS_USER {
+                problems.push(format!(
+                    "{what} connects to ClickHouse as `{user}`, not `{DASHBOARDS_USER}` \
+                     ({USERS_SQL})"
+                ));
+            }
+            let password = str_field(&datasource.secure_json_data, "password").map(expand);
+            problems.extend(password_problem(
+                &what,
+                DASHBOARDS_USER,
+                password.filter(|p| !p.is_empty()),
+            ));
+        }
+    }
+    problems
+}
+
+/// The variables a compose value interpolates, each with its default
+/// (`${NAME:-default}` or `${NAME-default}`; None for `${NAME}` and
+/// `${NAME:?error}`).
+fn interpolated_variables(value: &str) -> Vec<(String, Option<String>)> {
+    let mut found = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        let inner = &rest[start + 2..start + end];
+        let name_end = inner
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(inner.len());
+        let (name, modifier) = inner.split_at(name_end);
+        let default = modifier
+            .strip_prefix(":-")
+            .or_else(|| modifier.strip_prefix('-'))
+            .map(str::to_owned);
+        found.push((name.to_owned(), default));
+        rest = &rest[start + end + 1..];
+    }
+    found
+}
+
 // ---------------------------------------------------------------------------
 // The compose model: just enough of the Compose specification to follow its
 // references, accepting both the short and the long syntax.
@@ -1132,6 +1699,8 @@ fn grafana_variables(text: &str) -> BTreeSet<String> {
 struct Compose {
     /// The directory relative paths in the file start from.
     root: PathBuf,
+    /// The comment at the top of the file, which documents its variables.
+    header: String,
     services: BTreeMap<String, Mapping>,
     /// Names declared under the top-level `volumes`.
     volumes: BTreeSet<String>,
@@ -1175,8 +1744,14 @@ impl Compose {
             Some(_) => return Err("the top-level `volumes` is not a mapping".to_owned()),
             None => BTreeSet::new(),
         };
+        let header = text
+            .lines()
+            .take_while(|line| line.is_empty() || line.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
         Ok(Compose {
             root: root.to_path_buf(),
+            header,
             services: parsed,
             volumes,
         })

@@ -3,6 +3,10 @@
 -- an administrator with access management, after replacing the passwords;
 -- `touchline migrate` then runs as touchline_admin. Database `cx`: rename it
 -- with the database. users.xml beside it is the form for ClickHouse 18.16.
+-- create-users.sh beside it runs this file with the placeholder passwords
+-- and `cx` replaced from environment variables (docker-compose.yml does so
+-- at ClickHouse's first start); keep each user's `IDENTIFIED WITH
+-- sha256_password BY '...'` as it is, which the script matches.
 --
 -- - touchline_admin: `touchline migrate` and `touchline forget` (creates and
 --   alters the tables and views of cx, deletes a customer's rows).
