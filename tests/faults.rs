@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use touchline_loadgen::{generate, Generated, Scenario};
 use touchline_tests::{
-    check_dead_letters, check_every_view, now_ms, oracle, stack_script, Stack, TestEnv,
+    check_dead_letters, check_every_view, compare_views, now_ms, oracle, stack_script, Stack,
+    TestEnv, ViewDump, Views,
 };
 
 /// The tests of this file stop servers: one at a time.
@@ -517,145 +518,15 @@ async fn wait_until_committed(env: &TestEnv, last: &mut Instance) -> i64 {
 
 // --- Every view, compared with a fault-free run --------------------------------
 
-/// Columns that record when Touchline processed a row, not what the row says:
-/// they differ between any two runs.
-const PROCESSING_TIME_COLUMNS: [&str; 3] = ["received_at", "ingested_at", "updated_at"];
+/// The views every fault run must end with, equal to the fault-free run's:
+/// the `v_*` views and `dead_letters`, without what differs between runs.
+const COMPARED: ViewDump = ViewDump {
+    dead_letters: true,
+    mask_run: true,
+};
 
-/// Every view of a database: name -> its rows, one TSV line each (the raw
-/// bytes ClickHouse sent), sorted.
-type Views = BTreeMap<String, Vec<Vec<u8>>>;
-
-/// The body of `sql` as bytes (dead-letter payloads need not be UTF-8).
-async fn query_bytes(env: &TestEnv, sql: &str) -> Vec<u8> {
-    let response = reqwest::Client::new()
-        .post(&env.stack.clickhouse_url)
-        .body(sql.to_owned())
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "ClickHouse at {} unreachable: {e}",
-                env.stack.clickhouse_url
-            )
-        });
-    let status = response.status();
-    let body = response.bytes().await.expect("ClickHouse answers").to_vec();
-    assert!(
-        status.is_success(),
-        "{sql}\n-> {status}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    body
-}
-
-/// Every view of `env`'s database (`v_*` and `dead_letters`) in full: every
-/// column but [`PROCESSING_TIME_COLUMNS`], with `env`'s topic prefix removed
-/// from strings, and the processing time a `timestamp_out_of_range` error
-/// quotes replaced by `<now>`.
-async fn views(env: &TestEnv) -> Views {
-    let names = env
-        .query(
-            "SELECT name FROM system.tables WHERE database = '{db}' \
-             AND (name LIKE 'v\\\\_%' OR name = 'dead_letters')",
-        )
-        .await;
-    let mut views = Views::new();
-    for name in names {
-        let name = name["name"].as_str().expect("a view name").to_owned();
-        let columns = env
-            .query(&format!(
-                "SELECT name, type FROM system.columns WHERE database = '{{db}}' AND table = '{name}'"
-            ))
-            .await;
-        let text = |value: &str| {
-            format!(
-                "replaceRegexpAll(replaceAll({value}, '{}', ''), \
-                 'processing time [0-9]+', 'processing time <now>')",
-                env.prefix
-            )
-        };
-        let expressions: Vec<String> = columns
-            .iter()
-            .filter_map(|column| {
-                let column_name = column["name"].as_str().expect("a column name");
-                let quoted = format!("`{column_name}`");
-                match column["type"].as_str().expect("a column type") {
-                    _ if PROCESSING_TIME_COLUMNS.contains(&column_name) => None,
-                    "String" | "Nullable(String)" => Some(text(&quoted)),
-                    "Array(String)" => Some(format!("arrayMap(x -> {}, {quoted})", text("x"))),
-                    _ => Some(quoted),
-                }
-            })
-            .collect();
-        let body = query_bytes(
-            env,
-            &format!(
-                "SELECT {} FROM {}.{name} FORMAT TabSeparated",
-                expressions.join(", "),
-                env.database
-            ),
-        )
-        .await;
-        let mut rows: Vec<Vec<u8>> = body
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        rows.sort_unstable();
-        views.insert(name, rows);
-    }
-    views
-}
-
-/// `Ok(rows per view)` when `actual` holds exactly the views and rows of
-/// `expected`, else what differs.
-fn compare(expected: &Views, actual: &Views) -> Result<Vec<(String, usize)>, String> {
-    let names = |views: &Views| views.keys().cloned().collect::<Vec<_>>();
-    if names(expected) != names(actual) {
-        return Err(format!(
-            "different views: {:?} in the fault-free run, {:?} here",
-            names(expected),
-            names(actual)
-        ));
-    }
-    let show = |row: &[u8]| {
-        let text = String::from_utf8_lossy(row);
-        text.chars().take(240).collect::<String>()
-    };
-    let mut problems = Vec::new();
-    for (name, want) in expected {
-        let got = &actual[name];
-        if want == got {
-            continue;
-        }
-        let missing: Vec<&Vec<u8>> = want
-            .iter()
-            .filter(|r| got.binary_search(r).is_err())
-            .collect();
-        let extra: Vec<&Vec<u8>> = got
-            .iter()
-            .filter(|r| want.binary_search(r).is_err())
-            .collect();
-        problems.push(format!(
-            "{name}: {} rows, {} in the fault-free run; {} missing, e.g. {:?}; {} unexpected, e.g. {:?}{}",
-            got.len(),
-            want.len(),
-            missing.len(),
-            missing.iter().take(3).map(|r| show(r)).collect::<Vec<_>>(),
-            extra.len(),
-            extra.iter().take(3).map(|r| show(r)).collect::<Vec<_>>(),
-            if missing.is_empty() && extra.is_empty() { " (some rows twice)" } else { "" }
-        ));
-    }
-    if problems.is_empty() {
-        Ok(expected
-            .iter()
-            .map(|(n, rows)| (n.clone(), rows.len()))
-            .collect())
-    } else {
-        Err(problems.join("\n"))
-    }
-}
+/// What a fault run is compared with.
+const FAULT_FREE: &str = "the fault-free run";
 
 /// The load the four fault tests share, and the views of its fault-free run.
 struct Reference {
@@ -677,7 +548,7 @@ async fn reference() -> &'static Reference {
             env.produce(&generated).await;
             let output = env.run_touchline("run", &["--until-caught-up"]);
             check_every_view(&env, &generated.truth).await;
-            let views = views(&env).await;
+            let views = env.views(COMPARED).await;
             let counts: Vec<String> = views
                 .iter()
                 .map(|(name, rows)| format!("{name} {}", rows.len()))
@@ -708,7 +579,7 @@ async fn finish(name: &str, env: &TestEnv, reference: &Reference, last: &mut Ins
     );
     let started = Instant::now();
     loop {
-        match compare(&reference.views, &views(env).await) {
+        match compare_views(&reference.views, &env.views(COMPARED).await, FAULT_FREE) {
             Ok(_) => break,
             Err(difference) => {
                 last.assert_running();
@@ -724,7 +595,7 @@ async fn finish(name: &str, env: &TestEnv, reference: &Reference, last: &mut Ins
     }
     let converged = started.elapsed();
     last.stop().await;
-    let compared = compare(&reference.views, &views(env).await)
+    let compared = compare_views(&reference.views, &env.views(COMPARED).await, FAULT_FREE)
         .unwrap_or_else(|difference| panic!("{name}: after the clean stop:\n{difference}"));
     let (committed, held) = committed_and_held(env).await;
     assert_eq!(
@@ -1160,14 +1031,9 @@ async fn clickhouse_down_under_load_bounds_memory_then_catches_up() {
     }
     pipeline.stop().await;
     // Caught up: every event once, every dead letter with its reason.
-    let body = query_bytes(
-        &env,
-        &format!(
-            "SELECT event_id FROM {}.v_timeline FORMAT TabSeparated",
-            env.database
-        ),
-    )
-    .await;
+    let body = env
+        .query_bytes("SELECT event_id FROM {db}.v_timeline FORMAT TabSeparated")
+        .await;
     let mut written: Vec<&[u8]> = body
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())

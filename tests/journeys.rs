@@ -3,37 +3,20 @@
 //! ground truth column by column; then the same events delivered twice and
 //! shuffled give identical views.
 
-use std::collections::BTreeMap;
-
 use touchline_loadgen::{generate, Generated, Scenario};
-use touchline_tests::{check_every_view, now_ms, TestEnv};
+use touchline_tests::{check_every_view, compare_views, now_ms, TestEnv, ViewDump};
+
+/// Every `v_*` view, every column as stored: what two runs must agree on.
+const COMPARED: ViewDump = ViewDump {
+    dead_letters: false,
+    mask_run: false,
+};
 
 fn load() -> Generated {
     let mut scenario = Scenario::new(4242, 400, Scenario::start_ending_at(now_ms(), 28), 28);
     scenario.duplicate_rate = 0.1;
     scenario.bad_rate = 0.01;
     generate(&scenario).expect("a valid scenario")
-}
-
-/// Every `v_*` view of the environment's database, each row as JSON text,
-/// sorted: what two runs must agree on.
-async fn views(env: &TestEnv) -> BTreeMap<String, Vec<String>> {
-    let names = env
-        .query("SELECT name FROM system.tables WHERE database = '{db}' AND name LIKE 'v\\_%'")
-        .await;
-    let mut views = BTreeMap::new();
-    for name in names {
-        let name = name["name"].as_str().expect("a name").to_owned();
-        let mut rows: Vec<String> = env
-            .query(&format!("SELECT * FROM {{db}}.{name}"))
-            .await
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        rows.sort_unstable();
-        views.insert(name, rows);
-    }
-    views
 }
 
 /// The messages twice over, in an order unrelated to time: each position
@@ -75,7 +58,7 @@ async fn derived_views_equal_the_truth_and_ignore_order_and_repeats() {
     second.produce(&doubled_and_shuffled(&generated)).await;
     second.run_touchline("migrate", &[]);
     second.run_touchline("run", &["--until-caught-up"]);
-    let (a, b) = (views(&first).await, views(&second).await);
+    let (a, b) = (first.views(COMPARED).await, second.views(COMPARED).await);
     assert!(a.len() >= 7, "every view compared: {:?}", a.keys());
     for name in [
         "v_contacts",
@@ -89,12 +72,8 @@ async fn derived_views_equal_the_truth_and_ignore_order_and_repeats() {
             "{name} has rows"
         );
     }
-    for (name, rows) in &a {
-        assert_eq!(
-            Some(rows),
-            b.get(name),
-            "{name} after a shuffled, doubled delivery"
-        );
+    if let Err(difference) = compare_views(&a, &b, "the first run") {
+        panic!("the views after a shuffled, doubled delivery:\n{difference}");
     }
     first.drop_database().await;
     second.drop_database().await;

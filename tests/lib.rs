@@ -1,8 +1,9 @@
 //! Repository-level integration tests live beside this file, one flat file per
 //! area (`compose.rs`, `timeline.rs`, ...). This library is what they share:
 //! the local stack's addresses, names that keep each test's data apart, the
-//! `touchline` binary, and ClickHouse read over plain HTTP (independently of
-//! the client the pipeline uses).
+//! `touchline` binary, ClickHouse read over plain HTTP (independently of
+//! the client the pipeline uses), and every view of a run read in full to
+//! compare it with another run's.
 //!
 //! Tests that need servers talk to the real ones `scripts/stack up` starts;
 //! `scripts/test` starts them and exports their addresses.
@@ -162,6 +163,12 @@ impl TestEnv {
 
     /// Runs `sql` (with `{db}` replaced by this database); returns the body.
     pub async fn execute(&self, sql: &str) -> String {
+        String::from_utf8_lossy(&self.query_bytes(sql).await).into_owned()
+    }
+
+    /// Runs `sql` (with `{db}` replaced by this database); returns the body
+    /// as bytes (dead-letter payloads need not be UTF-8).
+    pub async fn query_bytes(&self, sql: &str) -> Vec<u8> {
         let sql = sql.replace("{db}", &self.database);
         let response = reqwest::Client::new()
             .post(&self.stack.clickhouse_url)
@@ -175,14 +182,157 @@ impl TestEnv {
                 )
             });
         let status = response.status();
-        let text = response.text().await.expect("ClickHouse answers");
-        assert!(status.is_success(), "{sql}\n-> {status}: {text}");
-        text
+        let body = response.bytes().await.expect("ClickHouse answers").to_vec();
+        assert!(
+            status.is_success(),
+            "{sql}\n-> {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        body
+    }
+
+    /// Every `v_*` view of this database (and `dead_letters`, if `dump`
+    /// says so) in full, whatever views the migrations define: what two
+    /// runs of the same events must agree on.
+    pub async fn views(&self, dump: ViewDump) -> Views {
+        let dead_letters = if dump.dead_letters {
+            " OR name = 'dead_letters'"
+        } else {
+            ""
+        };
+        let names = self
+            .query(&format!(
+                "SELECT name FROM system.tables WHERE database = '{{db}}' \
+                 AND (name LIKE 'v\\\\_%'{dead_letters})"
+            ))
+            .await;
+        let text = |value: &str| {
+            format!(
+                "replaceRegexpAll(replaceAll({value}, '{}', ''), \
+                 'processing time [0-9]+', 'processing time <now>')",
+                self.prefix
+            )
+        };
+        let mut views = Views::new();
+        for name in names {
+            let name = name["name"].as_str().expect("a view name").to_owned();
+            let columns = self
+                .query(&format!(
+                    "SELECT name, type FROM system.columns WHERE database = '{{db}}' \
+                     AND table = '{name}'"
+                ))
+                .await;
+            let expressions: Vec<String> = columns
+                .iter()
+                .filter_map(|column| {
+                    let column_name = column["name"].as_str().expect("a column name");
+                    let quoted = format!("`{column_name}`");
+                    if !dump.mask_run {
+                        return Some(quoted);
+                    }
+                    match column["type"].as_str().expect("a column type") {
+                        _ if PROCESSING_TIME_COLUMNS.contains(&column_name) => None,
+                        "String" | "Nullable(String)" => Some(text(&quoted)),
+                        "Array(String)" => Some(format!("arrayMap(x -> {}, {quoted})", text("x"))),
+                        _ => Some(quoted),
+                    }
+                })
+                .collect();
+            let body = self
+                .query_bytes(&format!(
+                    "SELECT {} FROM {{db}}.{name} FORMAT TabSeparated",
+                    expressions.join(", ")
+                ))
+                .await;
+            let mut rows: Vec<Vec<u8>> = body
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            rows.sort_unstable();
+            views.insert(name, rows);
+        }
+        views
     }
 
     /// Drops this environment's database.
     pub async fn drop_database(&self) {
         self.execute("DROP DATABASE IF EXISTS {db}").await;
+    }
+}
+
+/// Columns that record when Touchline processed a row, not what the row says:
+/// they differ between any two runs.
+pub const PROCESSING_TIME_COLUMNS: [&str; 3] = ["received_at", "ingested_at", "updated_at"];
+
+/// Views by name, each with its rows, one TSV line each (the raw bytes
+/// ClickHouse sent), sorted: [`TestEnv::views`].
+pub type Views = BTreeMap<String, Vec<Vec<u8>>>;
+
+/// What [`TestEnv::views`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewDump {
+    /// `dead_letters` too, besides the `v_*` views.
+    pub dead_letters: bool,
+    /// Leave out what differs between two runs of the same events: the
+    /// [`PROCESSING_TIME_COLUMNS`], the environment's topic prefix in
+    /// strings, and the processing time a `timestamp_out_of_range` error
+    /// quotes (read as `<now>`). Otherwise every column is read as stored.
+    pub mask_run: bool,
+}
+
+/// `Ok(rows per view)` when `actual` holds exactly the views and rows of
+/// `expected` (read from `expected_run`), else what differs, with a few
+/// missing and unexpected rows of each view.
+pub fn compare_views(
+    expected: &Views,
+    actual: &Views,
+    expected_run: &str,
+) -> Result<Vec<(String, usize)>, String> {
+    let names = |views: &Views| views.keys().cloned().collect::<Vec<_>>();
+    if names(expected) != names(actual) {
+        return Err(format!(
+            "different views: {:?} in {expected_run}, {:?} here",
+            names(expected),
+            names(actual)
+        ));
+    }
+    let show = |row: &[u8]| {
+        let text = String::from_utf8_lossy(row);
+        text.chars().take(240).collect::<String>()
+    };
+    let mut problems = Vec::new();
+    for (name, want) in expected {
+        let got = &actual[name];
+        if want == got {
+            continue;
+        }
+        let missing: Vec<&Vec<u8>> = want
+            .iter()
+            .filter(|r| got.binary_search(r).is_err())
+            .collect();
+        let extra: Vec<&Vec<u8>> = got
+            .iter()
+            .filter(|r| want.binary_search(r).is_err())
+            .collect();
+        problems.push(format!(
+            "{name}: {} rows, {} in {expected_run}; {} missing, e.g. {:?}; {} unexpected, e.g. {:?}{}",
+            got.len(),
+            want.len(),
+            missing.len(),
+            missing.iter().take(3).map(|r| show(r)).collect::<Vec<_>>(),
+            extra.len(),
+            extra.iter().take(3).map(|r| show(r)).collect::<Vec<_>>(),
+            if missing.is_empty() && extra.is_empty() { " (some rows twice)" } else { "" }
+        ));
+    }
+    if problems.is_empty() {
+        Ok(expected
+            .iter()
+            .map(|(n, rows)| (n.clone(), rows.len()))
+            .collect())
+    } else {
+        Err(problems.join("\n"))
     }
 }
 
