@@ -13,7 +13,7 @@ use touchline_model::{Channel, IdKind, Scores, Topic, UnifiedEvent};
 
 use crate::error::SinkError;
 use crate::rows::{epoch_seconds, Table};
-use crate::warehouse::{Warehouse, MAX_QUERY_BYTES};
+use crate::warehouse::{Warehouse, MAX_AST_ELEMENTS, MAX_QUERY_BYTES};
 
 impl Table for ContactFactRow {
     const NAME: &'static str = "contact_facts";
@@ -47,6 +47,10 @@ impl Table for ConsistencyDayRow {
 /// limit ([`MAX_QUERY_BYTES`]), so that a whole derive round's contacts,
 /// customers or keys (a few hundred thousand) take one query, one scan.
 const IN_LIST_BYTES: usize = MAX_QUERY_BYTES / 2;
+
+/// Values per `IN (...)` list: each is a syntax-tree node, and a query may
+/// have [`MAX_AST_ELEMENTS`] of them.
+const IN_LIST_VALUES: usize = MAX_AST_ELEMENTS / 4;
 
 /// A row of `contact_facts`.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -457,17 +461,22 @@ fn literal(value: &str) -> String {
     out
 }
 
-/// `values` as parenthesised lists of quoted literals, each under
-/// [`IN_LIST_BYTES`] (unless one value alone is longer).
+/// `values` as parenthesised lists of quoted literals, each of at most
+/// [`IN_LIST_VALUES`] values and under [`IN_LIST_BYTES`] (unless one value
+/// alone is longer).
 fn in_lists<S: AsRef<str>>(values: &[S]) -> Vec<String> {
     let mut lists = Vec::new();
     let mut list = String::from("(");
+    let mut listed = 0;
     for value in values {
         let quoted = literal(value.as_ref());
-        if list.len() > 1 && list.len() + quoted.len() + 2 > IN_LIST_BYTES {
+        if listed > 0 && (listed == IN_LIST_VALUES || list.len() + quoted.len() + 2 > IN_LIST_BYTES)
+        {
             list.push(')');
             lists.push(std::mem::replace(&mut list, String::from("(")));
+            listed = 0;
         }
+        listed += 1;
         if list.len() > 1 {
             list.push(',');
         }
@@ -773,11 +782,18 @@ mod tests {
         assert!(in_lists::<&str>(&[]).is_empty());
         assert_eq!(in_lists(&["a", "b'c"]), vec![r"('a','b\'c')".to_owned()]);
         let values: Vec<String> = (0..400_000).map(|i| format!("contact-{i:020}")).collect();
+        let short: Vec<String> = (0..600_000).map(|i| format!("{i}")).collect();
+        assert_eq!(in_lists(&short).len(), 3, "by count");
         let lists = in_lists(&values);
-        assert!(lists.len() > 1, "{} bytes of values fit one list", values.len() * 31);
+        assert!(
+            lists.len() > 1,
+            "{} bytes of values fit one list",
+            values.len() * 31
+        );
         let mut seen = 0;
         for list in &lists {
             assert!(list.len() <= IN_LIST_BYTES, "{}", list.len());
+            assert!(list.matches(',').count() < IN_LIST_VALUES);
             let inner = list.strip_prefix('(').and_then(|l| l.strip_suffix(')'));
             for (i, value) in inner.expect("parenthesised").split(',').enumerate() {
                 assert_eq!(value, format!("'{}'", values[seen]), "list item {i}");

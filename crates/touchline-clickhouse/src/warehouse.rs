@@ -60,6 +60,9 @@ impl fmt::Display for ServerVersion {
 /// The longest query Touchline sends, in bytes.
 pub const MAX_QUERY_BYTES: usize = 16 << 20;
 
+/// The most syntax-tree nodes of a query Touchline sends.
+pub const MAX_AST_ELEMENTS: usize = 1 << 20;
+
 /// A connection to the ClickHouse that holds Touchline's database, configured
 /// for the server's version.
 #[derive(Clone)]
@@ -104,10 +107,14 @@ impl Warehouse {
         Ok(Warehouse {
             server: client.clone(),
             // Derived tables are recomputed from reads with long `IN` lists
-            // (see `derived`): allow queries up to 16 MiB, not 256 KiB.
+            // (see `derived`): allow queries up to 16 MiB, not 256 KiB, of
+            // up to a million syntax-tree nodes (one per listed value), not
+            // 50,000.
             client: client
                 .with_database(&config.database)
-                .with_option("max_query_size", MAX_QUERY_BYTES.to_string()),
+                .with_option("max_query_size", MAX_QUERY_BYTES.to_string())
+                .with_option("max_ast_elements", MAX_AST_ELEMENTS.to_string())
+                .with_option("max_expanded_ast_elements", MAX_AST_ELEMENTS.to_string()),
             database: config.database.clone(),
             version,
         })
