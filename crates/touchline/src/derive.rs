@@ -25,10 +25,13 @@
 //! acknowledged, so a crash repeats steps, which is harmless, and never skips
 //! one.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+// foldhash (seeded per process), not SipHash: these sets take every event's
+// identity key and contact id.
+use hashbrown::{HashMap, HashSet};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use tokio::sync::watch;
@@ -413,7 +416,7 @@ impl Deriver {
                 .collect();
             let journeys = contact::journeys(&contacts);
             days.extend(journeys.iter().map(|j| day_of_ms(j.started_at_ms)));
-            let channel_of: HashMap<&str, Channel> = contacts
+            let channel_of: std::collections::HashMap<&str, Channel> = contacts
                 .iter()
                 .map(|c| (c.contact_id.as_str(), c.channel))
                 .collect();
