@@ -10,10 +10,8 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use touchline_avro::{Decoder, StaticRegistry};
 
-/// One decoder for the whole run, as in the pipeline: its writer-schema cache
-/// fills with the first inputs that name each id. It lives in a static so
-/// that the schemas it keeps for the life of the process (`Box::leak`, by
-/// design) stay reachable and are not reported as leaks.
+/// One decoder for the whole run, as in the pipeline: its cache of compiled
+/// writer-schema plans fills with the first inputs that name each id.
 static DECODER: LazyLock<Decoder<StaticRegistry>> = LazyLock::new(touchline_fuzz::decoder);
 
 fuzz_target!(|data: &[u8]| {

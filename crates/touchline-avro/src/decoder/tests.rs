@@ -1,5 +1,6 @@
 //! Schema evolution and bad input, on real Avro bytes.
 
+use apache_avro::reader::datum::GenericDatumReader;
 use serde_json::json;
 
 use super::*;
@@ -315,4 +316,50 @@ async fn registry_down_is_retryable_not_bad_data() {
         .decode(Channel::Social, &bytes)
         .await
         .expect("up again");
+}
+
+/// A dead letter's message says which field went wrong and how.
+#[tokio::test]
+async fn messages_name_the_field_and_the_fault() {
+    let decoder = decoder();
+    let good = framed("callcenter.v2", call_v2());
+    let mut bad_enum = good.clone();
+    bad_enum[5 + 7] = 2 * 9;
+    let error = decoder
+        .decode(Channel::CallCenter, &bad_enum)
+        .await
+        .expect_err("symbol 9 of 4");
+    let message = error.to_string();
+    assert!(
+        message.contains("field `record_type`") && message.contains("enum index 9"),
+        "{message}"
+    );
+    let error = decoder
+        .decode(Channel::CallCenter, &good[..good.len() - 1])
+        .await
+        .expect_err("cut");
+    let message = error.to_string();
+    assert!(message.contains("field `recording_consent`"), "{message}");
+
+    let mut v1 = chatbot_v1();
+    v1.as_object_mut().expect("object").insert(
+        "user".into(),
+        json!({"account_id": "A-1", "email": "k@example.com", "phone": null}),
+    );
+    let mut bytes = framed("chatbot.v1", v1);
+    let at = bytes
+        .windows(b"k@example.com".len())
+        .position(|w| w == b"k@example.com")
+        .expect("the email is in the body");
+    bytes[at] = 0xff;
+    let error = decoder
+        .decode(Channel::Chatbot, &bytes)
+        .await
+        .expect_err("not UTF-8");
+    assert_eq!(error.reason(), "invalid_avro");
+    let message = error.to_string();
+    assert!(
+        message.contains("field `user.email`") && message.contains("UTF-8"),
+        "{message}"
+    );
 }
