@@ -148,13 +148,6 @@ impl Identity {
             .unwrap_or_default()
     }
 
-    /// How identifiers and customer ids are stored: the one conversion every
-    /// writer of identifiers uses.
-    #[allow(dead_code)] // for the writers of contacts and journeys
-    pub fn pseudonymiser(&self) -> &Pseudonymiser {
-        &self.pseudonymiser
-    }
-
     /// Whether every link up to `end` (the link topic's high watermark at
     /// some moment) has been applied and its changes written.
     pub fn written_up_to(&self, end: i64) -> bool {
