@@ -43,14 +43,14 @@ impl Table for ConsistencyDayRow {
     const NAME: &'static str = "consistency_daily";
 }
 
-/// Bytes of quoted values per `IN (...)` list: half the client's query-size
+/// Bytes of quoted values per listed array: half the client's query-size
 /// limit ([`MAX_QUERY_BYTES`]), so that a whole derive round's contacts,
 /// customers or keys (a few hundred thousand) take one query, one scan.
-const IN_LIST_BYTES: usize = MAX_QUERY_BYTES / 2;
+const LIST_BYTES: usize = MAX_QUERY_BYTES / 2;
 
-/// Values per `IN (...)` list: each is a syntax-tree node, and a query may
+/// Values per listed array: each is a syntax-tree node, and a query may
 /// have [`MAX_AST_ELEMENTS`] of them.
-const IN_LIST_VALUES: usize = MAX_AST_ELEMENTS / 4;
+const LIST_VALUES: usize = MAX_AST_ELEMENTS / 4;
 
 /// A row of `contact_facts`.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -461,19 +461,18 @@ fn literal(value: &str) -> String {
     out
 }
 
-/// `values` as parenthesised lists of quoted literals, each of at most
-/// [`IN_LIST_VALUES`] values and under [`IN_LIST_BYTES`] (unless one value
-/// alone is longer).
-fn in_lists<S: AsRef<str>>(values: &[S]) -> Vec<String> {
+/// `values` as array literals of quoted strings, each of at most
+/// [`LIST_VALUES`] values and under [`LIST_BYTES`] (unless one value alone
+/// is longer).
+fn array_literals<S: AsRef<str>>(values: &[S]) -> Vec<String> {
     let mut lists = Vec::new();
-    let mut list = String::from("(");
+    let mut list = String::from("[");
     let mut listed = 0;
     for value in values {
         let quoted = literal(value.as_ref());
-        if listed > 0 && (listed == IN_LIST_VALUES || list.len() + quoted.len() + 2 > IN_LIST_BYTES)
-        {
-            list.push(')');
-            lists.push(std::mem::replace(&mut list, String::from("(")));
+        if listed > 0 && (listed == LIST_VALUES || list.len() + quoted.len() + 2 > LIST_BYTES) {
+            list.push(']');
+            lists.push(std::mem::replace(&mut list, String::from("[")));
             listed = 0;
         }
         listed += 1;
@@ -483,22 +482,32 @@ fn in_lists<S: AsRef<str>>(values: &[S]) -> Vec<String> {
         list.push_str(&quoted);
     }
     if list.len() > 1 {
-        list.push(')');
+        list.push(']');
         lists.push(list);
     }
     lists
 }
 
-/// Runs `sql` (with `{values}` standing for a parenthesised list) once per
-/// list of `values` and gathers the rows.
+/// Runs `sql` once per array literal of `values` and gathers the rows. In
+/// `sql`, `{values}` stands for a subquery of the strings, for `x IN
+/// {values}`, and `{array}` for the array literal itself (to convert its
+/// elements, say to dates: an `IN` of a `Date` against a subquery of strings
+/// matches nothing).
+///
+/// ClickHouse 18.16 parses an array literal three to four times faster than
+/// an `IN (...)` list of the same strings (0.04 s against 0.11-0.16 s for
+/// 25,000 customer ids), and the parse, not the scan, is most of what a
+/// derive read costs.
 async fn fetch_in<T, S>(warehouse: &Warehouse, sql: &str, values: &[S]) -> Result<Vec<T>, SinkError>
 where
     T: clickhouse::RowOwned + clickhouse::RowRead,
     S: AsRef<str>,
 {
     let mut rows = Vec::new();
-    for list in in_lists(values) {
-        let query = sql.replace("{values}", &list);
+    for array in array_literals(values) {
+        let query = sql
+            .replace("{values}", &format!("(SELECT arrayJoin({array}))"))
+            .replace("{array}", &array);
         rows.extend(warehouse.fetch_all::<T>(&query).await?);
     }
     Ok(rows)
@@ -709,7 +718,7 @@ pub async fn day_inputs(
     let contacts: Vec<ContactRow> = fetch_in(
         warehouse,
         "SELECT ?fields FROM (SELECT * FROM {database}.contacts FINAL) \
-         WHERE toDate(started_at) IN {values}",
+         WHERE toDate(started_at) IN (SELECT toDate(arrayJoin({array})))",
         &dates,
     )
     .await?;
@@ -722,7 +731,8 @@ pub async fn day_inputs(
     }
     let scores: Vec<ScoreRow> = fetch_in(
         warehouse,
-        "SELECT ?fields FROM {database}.scores FINAL WHERE day IN {values}",
+        "SELECT ?fields FROM {database}.scores FINAL \
+         WHERE day IN (SELECT toDate(arrayJoin({array})))",
         &dates,
     )
     .await?;
@@ -731,7 +741,8 @@ pub async fn day_inputs(
     }
     let journeys: Vec<JourneyDayRow> = fetch_in(
         warehouse,
-        "SELECT ?fields FROM {database}.v_journeys WHERE toDate(started_at) IN {values}",
+        "SELECT ?fields FROM {database}.v_journeys \
+         WHERE toDate(started_at) IN (SELECT toDate(arrayJoin({array})))",
         &dates,
     )
     .await?;
@@ -793,13 +804,16 @@ mod tests {
     }
 
     #[test]
-    fn in_lists_hold_every_value_once_and_stay_under_the_limit() {
-        assert!(in_lists::<&str>(&[]).is_empty());
-        assert_eq!(in_lists(&["a", "b'c"]), vec![r"('a','b\'c')".to_owned()]);
+    fn array_literals_hold_every_value_once_and_stay_under_the_limit() {
+        assert!(array_literals::<&str>(&[]).is_empty());
+        assert_eq!(
+            array_literals(&["a", "b'c"]),
+            vec![r"['a','b\'c']".to_owned()]
+        );
         let values: Vec<String> = (0..400_000).map(|i| format!("contact-{i:020}")).collect();
         let short: Vec<String> = (0..600_000).map(|i| format!("{i}")).collect();
-        assert_eq!(in_lists(&short).len(), 3, "by count");
-        let lists = in_lists(&values);
+        assert_eq!(array_literals(&short).len(), 3, "by count");
+        let lists = array_literals(&values);
         assert!(
             lists.len() > 1,
             "{} bytes of values fit one list",
@@ -807,10 +821,10 @@ mod tests {
         );
         let mut seen = 0;
         for list in &lists {
-            assert!(list.len() <= IN_LIST_BYTES, "{}", list.len());
-            assert!(list.matches(',').count() < IN_LIST_VALUES);
-            let inner = list.strip_prefix('(').and_then(|l| l.strip_suffix(')'));
-            for (i, value) in inner.expect("parenthesised").split(',').enumerate() {
+            assert!(list.len() <= LIST_BYTES, "{}", list.len());
+            assert!(list.matches(',').count() < LIST_VALUES);
+            let inner = list.strip_prefix('[').and_then(|l| l.strip_suffix(']'));
+            for (i, value) in inner.expect("bracketed").split(',').enumerate() {
                 assert_eq!(value, format!("'{}'", values[seen]), "list item {i}");
                 seen += 1;
             }
