@@ -442,6 +442,10 @@ pub struct PipelineArgs {
     /// ...or this many milliseconds after it started [default: 500]
     #[arg(long, env = "TOUCHLINE_BATCH_LINGER_MS", value_name = "MS")]
     pub batch_linger_ms: Option<u64>,
+    /// Written messages that may wait for a derive round before reading
+    /// waits too [default: 1000000]
+    #[arg(long, env = "TOUCHLINE_DERIVE_BACKLOG_MESSAGES", value_name = "N")]
+    pub derive_backlog_messages: Option<u64>,
     /// Messages larger than this become dead letters [default: 1048576]
     #[arg(long, env = "TOUCHLINE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<usize>,
@@ -571,6 +575,10 @@ impl SettingsArgs {
         set(
             &mut config.pipeline.batch_linger_ms,
             pipeline.batch_linger_ms,
+        );
+        set(
+            &mut config.pipeline.derive_backlog_messages,
+            pipeline.derive_backlog_messages,
         );
         set(
             &mut config.pipeline.max_message_bytes,
@@ -903,6 +911,7 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         topic_prefix: config.kafka.topic_prefix.clone(),
         batch_max_messages: config.pipeline.batch_max_messages,
         batch_linger: Duration::from_millis(config.pipeline.batch_linger_ms),
+        derive_backlog_messages: config.pipeline.derive_backlog_messages,
         until_caught_up,
         text_channels: config.privacy.text_channels(),
     };

@@ -194,6 +194,9 @@ pub struct PipelineSettings {
     pub batch_max_messages: usize,
     /// ...or this many milliseconds after it started. Default 500.
     pub batch_linger_ms: u64,
+    /// Written messages that may wait for a derive round (their offsets
+    /// are committed after it) before reading waits too. Default 1000000.
+    pub derive_backlog_messages: u64,
     /// Larger messages become dead letters (`too_large`). Default 1048576.
     pub max_message_bytes: usize,
 }
@@ -341,6 +344,7 @@ impl Default for PipelineSettings {
         PipelineSettings {
             batch_max_messages: 20_000,
             batch_linger_ms: 500,
+            derive_backlog_messages: 1_000_000,
             max_message_bytes: touchline_avro::decoder::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
@@ -457,6 +461,12 @@ user = "default"
 batch_max_messages = 20000
 # env TOUCHLINE_BATCH_LINGER_MS, flag --batch-linger-ms
 batch_linger_ms = 500
+# Contacts, journeys and daily metrics are derived in rounds beside the
+# writes; a written batch's offsets are committed once its round is done. At
+# most this many written messages wait for a round; then reading waits too.
+# It bounds what a crash redelivers and the memory of the waiting work.
+# env TOUCHLINE_DERIVE_BACKLOG_MESSAGES, flag --derive-backlog-messages
+derive_backlog_messages = 1000000
 # Larger messages become dead letters (reason too_large).
 # env TOUCHLINE_MAX_MESSAGE_BYTES, flag --max-message-bytes
 max_message_bytes = 1048576
@@ -874,6 +884,13 @@ impl Config {
         }
         if pipeline.batch_linger_ms == 0 {
             problem("pipeline.batch_linger_ms is 0: give the batch at least 1 ms to fill".into());
+        }
+        if pipeline.derive_backlog_messages < pipeline.batch_max_messages as u64 {
+            problem(format!(
+                "pipeline.derive_backlog_messages ({}) is below pipeline.batch_max_messages ({}): \
+                 every batch would wait for the previous one's derive round",
+                pipeline.derive_backlog_messages, pipeline.batch_max_messages
+            ));
         }
         if pipeline.max_message_bytes < 6 {
             problem(format!(

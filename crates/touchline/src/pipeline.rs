@@ -16,7 +16,7 @@
 //! yet derived, and every table absorbs the redelivery. The timeline is
 //! queryable as soon as its batch is confirmed; the derived tables follow a
 //! round later. Rounds that fall behind slow reading down: at most
-//! [`UNDERIVED_BATCHES`] batches' worth of messages wait for a round.
+//! `derive_backlog_messages` written messages wait for a round.
 //!
 //! Failures are classified: bad data goes to the dead-letter table and the
 //! pipeline goes on; an unreachable registry or ClickHouse is waited out with
@@ -59,6 +59,11 @@ pub struct PipelineConfig {
     pub batch_max_messages: usize,
     /// ...or when this long has passed since it started.
     pub batch_linger: Duration,
+    /// Written messages that may wait for a derive round before reading
+    /// waits for the running one: it bounds what a crash redelivers and the
+    /// memory of the waiting work, and absorbs rounds slower than the
+    /// batches (the timeline stays fresh while derived tables lag).
+    pub derive_backlog_messages: u64,
     /// Exit once every assigned partition has been read to its end.
     pub until_caught_up: bool,
     /// Channels whose message text is stored (`privacy.store_text`).
@@ -72,12 +77,6 @@ pub struct Totals {
     pub events: u64,
     pub dead_letters: u64,
 }
-
-/// How many batches' worth of confirmed messages (`batch_max_messages`
-/// each) may wait for a derive round before reading waits for the running
-/// round: it bounds what a crash redelivers and how far the derived tables
-/// lag the timeline.
-pub const UNDERIVED_BATCHES: u64 = 10;
 
 /// Raw phone strings whose normal form the pipeline remembers, per
 /// generation (at most twice this many are held, about 100 bytes each).
@@ -253,7 +252,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
         // derive round running beside both.
         let mut writing: Option<Writing> = None;
         let mut deriving: Option<Deriving> = None;
-        let backlog = UNDERIVED_BATCHES * self.config.batch_max_messages as u64;
+        let backlog = self.config.derive_backlog_messages;
         while !*shutdown.borrow() {
             let started = Instant::now();
             let Some(prepared) = self.next_batch(&mut shutdown).await else {

@@ -47,6 +47,7 @@ fn every_key_set() -> Config {
         pipeline: PipelineSettings {
             batch_max_messages: 1,
             batch_linger_ms: 1,
+            derive_backlog_messages: 7,
             max_message_bytes: 100,
         },
         privacy: PrivacySettings {
@@ -245,6 +246,10 @@ fn inconsistent_settings_are_reported_by_key() {
         (
             "[pipeline]\nmax_message_bytes = 5",
             "pipeline.max_message_bytes",
+        ),
+        (
+            "[pipeline]\nbatch_max_messages = 500\nderive_backlog_messages = 499",
+            "pipeline.derive_backlog_messages (499) is below pipeline.batch_max_messages (500)",
         ),
         (
             "[privacy]\npseudonymisation = true",
