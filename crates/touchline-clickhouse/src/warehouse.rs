@@ -106,8 +106,8 @@ impl Warehouse {
         tracing::info!(url = %config.url, %version, modern = version.is_modern(), "connected to ClickHouse");
         Ok(Warehouse {
             server: client.clone(),
-            // Derived tables are recomputed from reads with long `IN` lists
-            // (see `derived`): allow queries up to 16 MiB, not 256 KiB, of
+            // Derived tables are recomputed from reads with long lists of
+            // values (see `derived`): allow queries up to 16 MiB, not 256 KiB, of
             // up to a million syntax-tree nodes (one per listed value), not
             // 50,000.
             client: client
