@@ -158,11 +158,9 @@ impl DerivedBatch {
     /// Adds a message of the mark topic; anything unreadable is skipped.
     pub fn add_mark(&mut self, key: &[u8], offset: i64) {
         match Mark::parse(key) {
-            Some(mark) => {
-                let offset = u64::try_from(offset).unwrap_or_default();
-                let newest = self.work.marks.entry(mark).or_default();
-                *newest = (*newest).max(offset);
-            }
+            Some(mark) => self
+                .work
+                .note_mark(mark, u64::try_from(offset).unwrap_or_default()),
             None => {
                 tracing::warn!(key = %String::from_utf8_lossy(key), "skipping an unreadable derive mark")
             }
@@ -185,9 +183,14 @@ impl DeriveWork {
         self.keys.extend(other.keys);
         self.score_days.extend(other.score_days);
         for (mark, offset) in other.marks {
-            let newest = self.marks.entry(mark).or_default();
-            *newest = (*newest).max(offset);
+            self.note_mark(mark, offset);
         }
+    }
+
+    /// Notes `mark` read at `offset`, keeping its newest offset.
+    fn note_mark(&mut self, mark: Mark, offset: u64) {
+        let newest = self.marks.entry(mark).or_default();
+        *newest = (*newest).max(offset);
     }
 }
 
@@ -281,19 +284,24 @@ impl Deriver {
     ) -> anyhow::Result<Option<Derived>> {
         let mut derived = Derived::default();
         let mut produce: BTreeSet<Mark> = work.score_days.iter().map(|d| Mark::Day(*d)).collect();
-        let mut contact_ids: Vec<&str> = work.contact_ids.iter().map(String::as_str).collect();
-        contact_ids.sort_unstable();
-        let mut keys: HashSet<String> = work.keys.clone();
+        let contact_ids: Vec<&str> = work.contact_ids.iter().map(String::as_str).collect();
+        let mut touched_keys = HashSet::new();
         if !contact_ids.is_empty() {
             let Some(touched) = self.step(shutdown, || self.contacts(&contact_ids)).await? else {
                 return Ok(None);
             };
             derived.contacts = touched.contacts;
             produce.extend(touched.days.into_iter().map(Mark::Day));
-            keys.extend(touched.keys);
+            touched_keys = touched.keys;
         }
+        // The work's keys and those of the touched contacts' facts, each once.
+        let keys: Vec<&str> = work
+            .keys
+            .iter()
+            .chain(touched_keys.difference(&work.keys))
+            .map(String::as_str)
+            .collect();
         if !keys.is_empty() {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let Some(owners) = self
                 .step(shutdown, || derived::customers_of(&self.warehouse, &keys))
                 .await?

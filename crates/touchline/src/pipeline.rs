@@ -719,15 +719,15 @@ async fn derive(
     let Some(done) = sink.deriver.run(&round.work, &mut shutdown).await? else {
         return Ok((round, false));
     };
-    let seconds = started.elapsed().as_secs_f64();
-    sink.metrics.derive_seconds.observe(seconds);
+    let took = started.elapsed();
+    sink.metrics.derive_seconds.observe(took.as_secs_f64());
     tracing::debug!(
         batches = round.batches,
         contacts = done.contacts,
         customers = done.customers,
         days = done.days,
         marks_produced = done.marks_produced,
-        derive_ms = started.elapsed().as_millis(),
+        derive_ms = took.as_millis(),
         "derive round"
     );
     Ok((round, true))
