@@ -12,9 +12,6 @@
 //! run the same body over the seed corpus and seeded mutations
 //! (`tests/fuzz_corpus.rs`).
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
 use touchline_avro::decoder::DEFAULT_MAX_MESSAGE_BYTES;
 use touchline_avro::{upstream, Decoder, StaticRegistry};
 use touchline_model::identity::identifiers;
@@ -47,7 +44,7 @@ pub enum Outcome {
 /// Runs `data` as a message of `channel` through decode, normalise and
 /// identifier extraction.
 pub fn run_channel(decoder: &Decoder<StaticRegistry>, channel: Channel, data: &[u8]) -> Outcome {
-    match block_on(decoder.decode(channel, data)) {
+    match decoder.decode_now(channel, data) {
         Err(error) => {
             assert!(
                 !error.is_retryable(),
@@ -70,17 +67,4 @@ pub fn run_channel(decoder: &Decoder<StaticRegistry>, channel: Channel, data: &[
 /// The fuzz body: `data` as a message of every channel.
 pub fn run(decoder: &Decoder<StaticRegistry>, data: &[u8]) -> [Outcome; 4] {
     Channel::ALL.map(|channel| run_channel(decoder, channel, data))
-}
-
-/// Drives a future that never waits on I/O (the static registry answers at
-/// once) to completion on the current thread.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::yield_now();
-    }
 }

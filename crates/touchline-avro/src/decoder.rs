@@ -19,14 +19,16 @@ mod plan;
 mod read;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, Waker};
 
 use apache_avro::Schema;
 use thiserror::Error;
 use touchline_model::{Channel, SourceRecord};
 
 use crate::aliases::ReaderAliases;
-use crate::registry::{RegistryError, SchemaRegistry};
+use crate::registry::{RegistryError, SchemaRegistry, StaticRegistry};
 use crate::{upstream, wire};
 
 use cursor::Reason;
@@ -227,6 +229,22 @@ impl<R: SchemaRegistry> Decoder<R> {
             .insert((channel, id), Arc::clone(&writer));
         tracing::debug!(schema_id = id, %channel, record = %writer.full_name, "cached writer schema");
         Ok(writer)
+    }
+}
+
+impl Decoder<StaticRegistry> {
+    /// [`Decoder::decode`] without a runtime, for tests, benchmarks and the
+    /// fuzz target: a [`StaticRegistry`] answers at once, so the decode is
+    /// done on its first poll.
+    pub fn decode_now(&self, channel: Channel, bytes: &[u8]) -> Result<SourceRecord, DecodeError> {
+        let mut decode = std::pin::pin!(self.decode(channel, bytes));
+        let mut context = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(result) = decode.as_mut().poll(&mut context) {
+                return result;
+            }
+            std::thread::yield_now();
+        }
     }
 }
 

@@ -74,7 +74,7 @@ fn sample() -> &'static Sample {
         let decoder = Decoder::new(registry, DEFAULT_MAX_MESSAGE_BYTES);
         let records: Vec<SourceRecord> = framed
             .iter()
-            .map(|(channel, bytes)| block_on(decoder.decode(*channel, bytes)).expect("decodes"))
+            .map(|(channel, bytes)| decoder.decode_now(*channel, bytes).expect("decodes"))
             .collect();
         let events = records
             .iter()
@@ -87,12 +87,6 @@ fn sample() -> &'static Sample {
             decoder,
         }
     })
-}
-
-/// Drives a future that never waits (every schema is cached after the
-/// sample's first pass).
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    futures::executor::block_on(future)
 }
 
 fn main() {
@@ -133,7 +127,7 @@ fn avro_decode(bencher: divan::Bencher) {
     let next = each(&sample.framed);
     bencher
         .with_inputs(&next)
-        .bench_values(|(channel, bytes)| block_on(sample.decoder.decode(*channel, bytes)));
+        .bench_values(|(channel, bytes)| sample.decoder.decode_now(*channel, bytes));
 }
 
 #[divan::bench]
@@ -219,7 +213,7 @@ fn bytes_to_row(bencher: divan::Bencher) {
     let position = position();
     let next = each(&sample.framed);
     bencher.with_inputs(&next).bench_values(|(channel, bytes)| {
-        let record = block_on(sample.decoder.decode(*channel, bytes)).expect("decodes");
+        let record = sample.decoder.decode_now(*channel, bytes).expect("decodes");
         let event = normalise(&record, NOW_MS).expect("valid");
         let ids = identifiers(&record);
         let key = ids.first().map(|id| id.as_string()).unwrap_or_default();
@@ -237,7 +231,7 @@ fn bytes_to_rows_pipeline(bencher: divan::Bencher) {
     let cache = std::sync::Mutex::new(PhoneCache::new(100_000));
     let pseudonymiser = Pseudonymiser::keyed(KEY).expect("a long enough key");
     bencher.with_inputs(&next).bench_values(|(channel, bytes)| {
-        let record = block_on(sample.decoder.decode(*channel, bytes)).expect("decodes");
+        let record = sample.decoder.decode_now(*channel, bytes).expect("decodes");
         let event = normalise(&record, NOW_MS).expect("valid");
         let ids = identifiers_cached(&record, &mut cache.lock().expect("not poisoned"));
         let key = ids
@@ -264,7 +258,7 @@ fn bytes_to_row_cached(bencher: divan::Bencher) {
     let next = each(&sample.framed);
     let cache = std::sync::Mutex::new(PhoneCache::new(100_000));
     bencher.with_inputs(&next).bench_values(|(channel, bytes)| {
-        let record = block_on(sample.decoder.decode(*channel, bytes)).expect("decodes");
+        let record = sample.decoder.decode_now(*channel, bytes).expect("decodes");
         let event = normalise(&record, NOW_MS).expect("valid");
         let ids = identifiers_cached(&record, &mut cache.lock().expect("not poisoned"));
         let key = ids.first().map(|id| id.as_string()).unwrap_or_default();

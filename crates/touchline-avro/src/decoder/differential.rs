@@ -7,9 +7,6 @@
 //! defaults, writer-only fields of every type). Both must give the same
 //! record, or the same dead-letter reason.
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
@@ -20,17 +17,6 @@ use super::oracle::Oracle;
 use super::{DecodeError, Decoder, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::registry::StaticRegistry;
 use crate::{upstream, wire};
-
-/// Drives a future that never waits (the static registry answers at once).
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut context = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-    }
-}
 
 /// Both decoders over the same registered schemas.
 struct Pair {
@@ -64,7 +50,7 @@ impl Pair {
     /// Decodes `bytes` with both and notes any difference.
     fn compare(&mut self, channel: Channel, bytes: &[u8], what: &str) {
         self.compared += 1;
-        let new = block_on(self.new.decode(channel, bytes));
+        let new = self.new.decode_now(channel, bytes);
         let old = self.old.decode(channel, bytes);
         let kind = old.as_ref().map_or_else(DecodeError::reason, |_| "record");
         *self.outcomes.entry(kind).or_default() += 1;
@@ -587,7 +573,7 @@ fn evolved_writer_schemas_resolve_as_the_value_tree_did() {
             let body = writer.write_value_to_vec(value).expect("encodes");
             let framed = wire::frame(100 + n, &body);
             let what = format!("variant {n} record {round}");
-            if block_on(pair.new.decode(*channel, &framed)).is_ok() {
+            if pair.new.decode_now(*channel, &framed).is_ok() {
                 ok += 1;
             }
             pair.compare(*channel, &framed, &what);
@@ -654,8 +640,10 @@ fn schemas_that_cannot_resolve_fail_as_they_did() {
                 .expect("encodes");
             let framed = wire::frame(200 + n, &body);
             let what = format!("broken {n} record {round}");
-            let error =
-                block_on(pair.new.decode(Channel::Social, &framed)).expect_err("cannot resolve");
+            let error = pair
+                .new
+                .decode_now(Channel::Social, &framed)
+                .expect_err("cannot resolve");
             assert!(!error.is_retryable(), "{error}");
             pair.compare(Channel::Social, &framed, &what);
             if round < 2 {
@@ -722,7 +710,10 @@ fn hostile_lengths_and_counts_are_refused_before_anything_is_allocated() {
     ];
     for (id, body, reason) in cases {
         let framed = wire::frame(id, &body);
-        let error = block_on(pair.new.decode(Channel::App, &framed)).expect_err(reason);
+        let error = pair
+            .new
+            .decode_now(Channel::App, &framed)
+            .expect_err(reason);
         assert_eq!(
             error.reason(),
             reason,
