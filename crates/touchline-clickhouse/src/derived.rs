@@ -495,8 +495,14 @@ fn array_literals<S: AsRef<str>>(values: &[S]) -> Vec<String> {
 ///
 /// ClickHouse 18.16 parses an array literal three to four times faster than
 /// an `IN (...)` list of the same strings (0.04 s against 0.11-0.16 s for
-/// 25,000 customer ids), and the parse, not the scan, is most of what a
-/// derive read costs.
+/// 25,000 customer ids).
+///
+/// A read through `FINAL` filters in `PREWHERE` when the filter is on a
+/// sorting-key column: every version of a row agrees on those, so dropping
+/// rows before `FINAL` merges them keeps exactly the newest versions, and
+/// 18.16 does not move such a `WHERE` itself (25,000 contacts of 476,000
+/// facts: 0.16 s against 0.26-0.29 s). A filter on any other column runs
+/// after `FINAL`, so that a superseded version never matches.
 async fn fetch_in<T, S>(warehouse: &Warehouse, sql: &str, values: &[S]) -> Result<Vec<T>, SinkError>
 where
     T: clickhouse::RowOwned + clickhouse::RowRead,
@@ -519,7 +525,7 @@ pub async fn contact_facts(
 ) -> Result<Vec<ContactFactRow>, SinkError> {
     fetch_in(
         warehouse,
-        "SELECT ?fields FROM {database}.contact_facts FINAL WHERE contact_id IN {values}",
+        "SELECT ?fields FROM {database}.contact_facts FINAL PREWHERE contact_id IN {values}",
         contact_ids,
     )
     .await
@@ -540,7 +546,7 @@ pub async fn customers_of(
     let rows: Vec<AssignmentRow> = fetch_in(
         warehouse,
         "SELECT identifier, customer_id FROM {database}.identity_assignments FINAL \
-         WHERE identifier IN {values}",
+         PREWHERE identifier IN {values}",
         identifiers,
     )
     .await?;
@@ -628,7 +634,7 @@ pub async fn customer_inputs(
         warehouse,
         &by_key(
             "SELECT identity_key, channel FROM {database}.identity_channels FINAL \
-             WHERE identity_key IN {keys}",
+             PREWHERE identity_key IN {keys}",
         ),
         customers,
     )
@@ -670,7 +676,7 @@ pub async fn customer_inputs(
     let stored: Vec<StoredJourneysRow> = fetch_in(
         warehouse,
         "SELECT customer_id, journey_started_at_ms FROM {database}.customer_state FINAL \
-         WHERE customer_id IN {values}",
+         PREWHERE customer_id IN {values}",
         customers,
     )
     .await?;
@@ -734,7 +740,7 @@ pub async fn day_inputs(
     let scores: Vec<ScoreRow> = fetch_in(
         warehouse,
         "SELECT ?fields FROM {database}.scores FINAL \
-         WHERE day IN {dates}",
+         PREWHERE day IN {dates}",
         &dates,
     )
     .await?;
