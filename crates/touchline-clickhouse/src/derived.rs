@@ -1,7 +1,10 @@
 //! Contacts, journeys and the daily metrics: the rows of the tables of
 //! `0005_contacts_journeys.sql`, and the reads the pipeline recomputes them
-//! from. Every read goes through the tables' primary keys or a small table,
-//! never a scan of the timeline.
+//! from. No read touches the timeline. The reads by contact, identifier,
+//! customer or day filter on the tables' keys, but a round's keys are spread
+//! over a whole table, so a round reads most of `contact_facts` and of the
+//! tables it looks customers up in: their cost grows with the tables, not
+//! with the round (`BENCHMARKS.md`, "Next steps").
 
 use std::collections::HashMap;
 
