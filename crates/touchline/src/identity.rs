@@ -47,11 +47,6 @@ pub const SUPPRESSION_TOPIC: &str = "touchline.privacy.suppressed";
 /// partition gives every instance the same order. So has the suppression
 /// list.
 const LINK_PARTITION: i32 = 0;
-/// What librdkafka may prefetch of the link topic and the suppression list,
-/// in KiB: a link is a few hundred bytes, so 4 MiB is over ten thousand
-/// links ahead of the graph; the default, 64 MiB, would sit in the process
-/// whenever the graph is behind, as it is while it loads after a restart.
-const LINK_PREFETCH_KBYTES: &str = "4096";
 /// Bits of an assignment's version that hold the link offset; the bits
 /// above hold the size of the suppression list the graph was built with.
 const OFFSET_BITS: u32 = 40;
@@ -237,7 +232,6 @@ impl Identity {
                 .set("group.id", "touchline-identity-follower")
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
-                .set("queued.max.messages.kbytes", LINK_PREFETCH_KBYTES)
                 .create()
                 .context("cannot create the identity-link consumer")?;
             let mut assignment = TopicPartitionList::new();
@@ -480,7 +474,6 @@ pub fn read_whole(
             .set("group.id", "touchline-identity-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
-            .set("queued.max.messages.kbytes", LINK_PREFETCH_KBYTES)
             .create()
             .context("cannot create a Kafka consumer")?;
         let mut assignment = TopicPartitionList::new();
