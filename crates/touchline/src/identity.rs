@@ -217,7 +217,7 @@ impl Identity {
             read_whole(&client, &self.suppression_topic, |_, _, payload| {
                 self.suppress(payload);
             })?;
-        let mut initial_end = tokio::task::block_in_place(|| end_of(&client, &self.topic))?;
+        let mut initial_end = end_of(&client, &self.topic)?;
         tracing::info!(
             topic = %self.topic,
             links = initial_end,
@@ -446,57 +446,77 @@ fn link_key(set: &[Identifier]) -> String {
 }
 
 /// The end (high watermark) of partition 0 of `topic`. Blocking.
+///
+/// The end the broker lists can be behind the last message: tansu answers
+/// `ListOffsets` with the offset after the first message of the last batch
+/// (400 link sets produced at once listed an end of 1), and serves nothing
+/// to a fetch from inside a batch. So this reads from the last listed
+/// message to the end of the partition as a fetch sees it, and from the
+/// beginning when that fetch finds nothing.
 fn end_of(client: &ClientConfig, topic: &str) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = client
-        .clone()
-        .set("group.id", "touchline-identity-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("cannot create a Kafka consumer")?;
-    let (_, end) = consumer
+    let consumer = reader(client)?;
+    let (_, listed) = consumer
         .fetch_watermarks(topic, LINK_PARTITION, Duration::from_secs(10))
         .with_context(|| format!("cannot read the end of {topic}"))?;
-    Ok(end)
+    let last = Offset::Offset((listed - 1).max(0));
+    if let Some(end) = scan(consumer, topic, last, Duration::from_secs(10), |_, _, _| {})? {
+        return Ok(end.max(listed));
+    }
+    read_whole(client, topic, |_, _, _| {})
 }
 
 /// Reads partition 0 of `topic` from its beginning to its end as it is now,
 /// handing each message's offset, key and payload (`None`: a tombstone) to
-/// `each`; returns the next offset. Blocking.
+/// `each`; returns the offset after the last message. Blocking.
 pub fn read_whole(
     client: &ClientConfig,
     topic: &str,
-    mut each: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>),
+    each: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>),
 ) -> anyhow::Result<i64> {
+    let patience = Duration::from_secs(300);
+    scan(reader(client)?, topic, Offset::Beginning, patience, each)?
+        .with_context(|| format!("{topic} was not read to its end within 5 minutes"))
+}
+
+fn reader(client: &ClientConfig) -> anyhow::Result<BaseConsumer> {
+    client
+        .clone()
+        .set("group.id", "touchline-identity-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .context("cannot create a Kafka consumer")
+}
+
+/// Reads partition 0 of `topic` from `from` until librdkafka reports its end
+/// (a fetch reached the high watermark that fetch carried), handing every
+/// message to `each`; returns the offset after the last message, or `None`
+/// when the end was not reached within `patience`.
+fn scan(
+    consumer: BaseConsumer,
+    topic: &str,
+    from: Offset,
+    patience: Duration,
+    mut each: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>),
+) -> anyhow::Result<Option<i64>> {
     tokio::task::block_in_place(|| {
-        let end = end_of(client, topic)?;
-        let consumer: BaseConsumer = client
-            .clone()
-            .set("group.id", "touchline-identity-reader")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .context("cannot create a Kafka consumer")?;
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(topic, LINK_PARTITION, Offset::Beginning)?;
+        assignment.add_partition_offset(topic, LINK_PARTITION, from)?;
         consumer.assign(&assignment)?;
-        let mut next = 0;
+        let mut next = from.to_raw().unwrap_or(0).max(0);
         let started = std::time::Instant::now();
-        while next < end {
+        while started.elapsed() < patience {
             match consumer.poll(Duration::from_millis(500)) {
                 Some(Ok(message)) if message.offset() >= next => {
                     next = message.offset() + 1;
                     each(message.offset(), message.key(), message.payload());
                 }
                 Some(Ok(_)) | None => {}
-                // The end: the last messages may have been compacted away.
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(Some(next)),
                 Some(Err(error)) => tracing::warn!(%error, topic, "Kafka error while reading"),
             }
-            if started.elapsed() > Duration::from_secs(300) {
-                bail!("{topic} was not read to its end ({next} of {end}) within 5 minutes");
-            }
         }
-        Ok(end)
+        Ok(None)
     })
 }
 
