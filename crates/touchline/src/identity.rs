@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -478,22 +479,37 @@ pub fn read_whole(
         .with_context(|| format!("{topic} was not read to its end within 5 minutes"))
 }
 
-fn reader(client: &ClientConfig) -> anyhow::Result<BaseConsumer> {
+fn reader(client: &ClientConfig) -> anyhow::Result<BaseConsumer<ToTheEnd>> {
     client
         .clone()
         .set("group.id", "touchline-identity-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(ToTheEnd)
         .context("cannot create a Kafka consumer")
 }
+
+/// The context of a consumer that reads to the end of a partition: rdkafka
+/// hands every consumer error to the context too, whose default logs it as
+/// an error, and the end of a partition is what this consumer waits for.
+struct ToTheEnd;
+
+impl ClientContext for ToTheEnd {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::error!(%error, reason, "Kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for ToTheEnd {}
 
 /// Reads partition 0 of `topic` from `from` until librdkafka reports its end
 /// (a fetch reached the high watermark that fetch carried), handing every
 /// message to `each`; returns the offset after the last message, or `None`
 /// when the end was not reached within `patience`.
 fn scan(
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ToTheEnd>,
     topic: &str,
     from: Offset,
     patience: Duration,
@@ -512,7 +528,7 @@ fn scan(
                     each(message.offset(), message.key(), message.payload());
                 }
                 Some(Ok(_)) | None => {}
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(Some(next)),
+                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(Some(next)),
                 Some(Err(error)) => tracing::warn!(%error, topic, "Kafka error while reading"),
             }
         }
