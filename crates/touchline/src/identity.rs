@@ -28,6 +28,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer}
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -452,18 +453,26 @@ fn link_key(set: &[Identifier]) -> String {
 /// `ListOffsets` with the offset after the first message of the last batch
 /// (400 link sets produced at once listed an end of 1), and serves nothing
 /// to a fetch from inside a batch. So this reads from the last listed
-/// message to the end of the partition as a fetch sees it, and from the
-/// beginning when that fetch finds nothing.
+/// message to the end a fetch reports ([`scan`]), and from the beginning
+/// when that fetch finds nothing.
 fn end_of(client: &ClientConfig, topic: &str) -> anyhow::Result<i64> {
-    let consumer = reader(client)?;
-    let (_, listed) = consumer
+    // Listed by a consumer of its own: the one that scans takes its end
+    // from fetches alone.
+    let (_, listed) = reader(client)?
         .fetch_watermarks(topic, LINK_PARTITION, Duration::from_secs(10))
         .with_context(|| format!("cannot read the end of {topic}"))?;
     let last = Offset::Offset((listed - 1).max(0));
-    if let Some(end) = scan(consumer, topic, last, Duration::from_secs(10), |_, _, _| {})? {
-        return Ok(end.max(listed));
+    let scanned = scan(
+        reader(client)?,
+        topic,
+        last,
+        Duration::from_secs(10),
+        |_, _, _| {},
+    )?;
+    match scanned {
+        Some(end) => Ok(end.max(listed)),
+        None => read_whole(client, topic, |_, _, _| {}),
     }
-    read_whole(client, topic, |_, _, _| {})
 }
 
 /// Reads partition 0 of `topic` from its beginning to its end as it is now,
@@ -485,16 +494,36 @@ fn reader(client: &ClientConfig) -> anyhow::Result<BaseConsumer<ToTheEnd>> {
         .set("group.id", "touchline-identity-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create_with_context(ToTheEnd)
+        // The high watermark each fetch carried, reported 10 times a second.
+        .set("statistics.interval.ms", "100")
+        .create_with_context(ToTheEnd::default())
         .context("cannot create a Kafka consumer")
 }
 
-/// The context of a consumer that reads to the end of a partition: rdkafka
-/// hands every consumer error to the context too, whose default logs it as
-/// an error, and the end of a partition is what this consumer waits for.
-struct ToTheEnd;
+/// The context of a consumer that reads partition 0 of one topic to its end.
+#[derive(Default)]
+struct ToTheEnd {
+    /// The partition's high watermark as the latest fetch carried it (-1
+    /// before statistics report one).
+    fetched_end: AtomicI64,
+}
 
 impl ClientContext for ToTheEnd {
+    fn stats(&self, statistics: Statistics) {
+        let reported = statistics
+            .topics
+            .values()
+            .filter_map(|topic| topic.partitions.get(&LINK_PARTITION))
+            .map(|partition| partition.hi_offset)
+            .max();
+        if let Some(end) = reported {
+            self.fetched_end.store(end, Ordering::SeqCst);
+        }
+    }
+
+    /// rdkafka hands every consumer error to the context too, whose default
+    /// logs it as an error; the end of a partition is what this consumer
+    /// waits for.
     fn error(&self, error: KafkaError, reason: &str) {
         if !matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
             tracing::error!(%error, reason, "Kafka client error");
@@ -504,10 +533,20 @@ impl ClientContext for ToTheEnd {
 
 impl ConsumerContext for ToTheEnd {}
 
-/// Reads partition 0 of `topic` from `from` until librdkafka reports its end
-/// (a fetch reached the high watermark that fetch carried), handing every
-/// message to `each`; returns the offset after the last message, or `None`
-/// when the end was not reached within `patience`.
+/// Reads partition 0 of `topic` from `from` to its end as the first fetch
+/// found it, handing every message to `each`; returns the offset after the
+/// last message read, or `None` when the end was not reached within
+/// `patience`.
+///
+/// The end is librdkafka's end-of-partition event or, once a message is
+/// read, the high watermark a fetch carried, whichever comes first.
+/// librdkafka signals the end only when a fetch finds nothing new, which
+/// never happens while the topic is written more often than a fetch waits
+/// (`fetch.wait.max.ms`, 500 ms): measured on tansu, a reader of a topic
+/// written 100 messages every half second saw no end in 15 s. The high
+/// watermark is taken from librdkafka's statistics, the only safe way
+/// rdkafka offers to it, and only once a message is read, so that it
+/// comes from a fetch, never from the end the broker lists.
 fn scan(
     consumer: BaseConsumer<ToTheEnd>,
     topic: &str,
@@ -519,17 +558,28 @@ fn scan(
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(topic, LINK_PARTITION, from)?;
         consumer.assign(&assignment)?;
+        consumer.context().fetched_end.store(-1, Ordering::SeqCst);
         let mut next = from.to_raw().unwrap_or(0).max(0);
+        let mut read = false;
+        let mut end = None;
         let started = std::time::Instant::now();
         while started.elapsed() < patience {
-            match consumer.poll(Duration::from_millis(500)) {
+            match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) if message.offset() >= next => {
                     next = message.offset() + 1;
+                    read = true;
                     each(message.offset(), message.key(), message.payload());
                 }
                 Some(Ok(_)) | None => {}
                 Some(Err(KafkaError::PartitionEOF(_))) => return Ok(Some(next)),
                 Some(Err(error)) => tracing::warn!(%error, topic, "Kafka error while reading"),
+            }
+            if read && end.is_none() {
+                let fetched = consumer.context().fetched_end.load(Ordering::SeqCst);
+                end = (fetched >= next).then_some(fetched);
+            }
+            if end.is_some_and(|end| next >= end) {
+                return Ok(Some(next));
             }
         }
         Ok(None)
@@ -564,4 +614,76 @@ pub(crate) async fn ensure_topic(
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// A topic written all the while it is read, as the link topic is while
+    /// an instance starts beside busy ones, is read to the end it had, not
+    /// waited on until the writing stops. Needs the local stack's broker
+    /// (`scripts/test` starts it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_being_written_is_read_to_its_end() {
+        let brokers = std::env::var("TOUCHLINE_KAFKA_BROKERS")
+            .unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &brokers);
+        let topic = format!("t.scan_{}_{}.links", std::process::id(), now_micros());
+        ensure_topic(&client, &topic, 1).await.expect("topic");
+        let producer: FutureProducer = client
+            .clone()
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+        // 50 messages every 20 ms, each batch acknowledged before it counts.
+        let written = Arc::new(AtomicI64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = tokio::spawn({
+            let (written, stop, topic) = (written.clone(), stop.clone(), topic.clone());
+            async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let sends = (0..50).map(|_| {
+                        producer.send(
+                            FutureRecord::to(&topic).key("k").payload("link"),
+                            Duration::from_secs(10),
+                        )
+                    });
+                    for sent in futures::future::join_all(sends).await {
+                        sent.expect("produced");
+                    }
+                    written.fetch_add(50, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+        while written.load(Ordering::SeqCst) < 500 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let before = written.load(Ordering::SeqCst);
+        let mut offsets = Vec::new();
+        let scanned = scan(
+            reader(&client).expect("reader"),
+            &topic,
+            Offset::Beginning,
+            Duration::from_secs(20),
+            |offset, _, _| offsets.push(offset),
+        )
+        .expect("scan");
+        stop.store(true, Ordering::SeqCst);
+        writer.await.expect("writer");
+        let end = scanned.expect("the topic was not read to an end while it was written");
+        assert!(
+            end >= before,
+            "read to {end}, but {before} were written before"
+        );
+        let expected: Vec<i64> = (0..end).collect();
+        assert_eq!(
+            offsets, expected,
+            "every message to the end, once, in order"
+        );
+    }
 }
