@@ -504,8 +504,8 @@ fn array_literals<S: AsRef<str>>(values: &[S]) -> Vec<String> {
 /// sorting-key column: every version of a row agrees on those, so dropping
 /// rows before `FINAL` merges them keeps exactly the newest versions, and
 /// 18.16 does not move such a `WHERE` itself (25,000 contacts of 476,000
-/// facts: 0.16 s against 0.26-0.29 s). A filter on any other column runs
-/// after `FINAL`, so that a superseded version never matches.
+/// facts: 0.16 s against 0.26-0.29 s). The larger reads skip `FINAL`
+/// altogether and keep the newest versions themselves ([`keep_newest`]).
 async fn fetch_in<T, S>(warehouse: &Warehouse, sql: &str, values: &[S]) -> Result<Vec<T>, SinkError>
 where
     T: clickhouse::RowOwned + clickhouse::RowRead,
@@ -524,10 +524,8 @@ where
 /// The facts of `contact_ids`, every distinct event once, in its newest
 /// version.
 ///
-/// Read without `FINAL`, and of the versions of one (contact, event) the
-/// highest is kept here, which is what `FINAL` keeps (versions that tie are
-/// the same event written twice in one batch). This is the largest derive
-/// read, and 18.16 merges a `FINAL` read in one thread.
+/// Read without `FINAL` ([`keep_newest`]; versions that tie are the same
+/// event written twice in one batch). This is the largest derive read.
 pub async fn contact_facts(
     warehouse: &Warehouse,
     contact_ids: &[&str],
@@ -538,13 +536,30 @@ pub async fn contact_facts(
         contact_ids,
     )
     .await?;
-    rows.sort_unstable_by(|a, b| {
-        (&a.contact_id, &a.event_id, b.version).cmp(&(&b.contact_id, &b.event_id, a.version))
-    });
-    rows.dedup_by(|later, newest| {
-        later.contact_id == newest.contact_id && later.event_id == newest.event_id
-    });
+    keep_newest(
+        &mut rows,
+        |a, b| (&a.contact_id, &a.event_id).cmp(&(&b.contact_id, &b.event_id)),
+        |r| r.version,
+    );
     Ok(rows)
+}
+
+/// Keeps, of the rows that `row` orders as one, the one of the highest
+/// `version`, which is what `FINAL` keeps of a `ReplacingMergeTree(version)`
+/// (of versions that tie, `FINAL` keeps one; so does this).
+///
+/// The reads of every version that this serves filter on what identifies a
+/// row, or on a subquery of the identities whose any version matches, so
+/// they hold every version of the rows they need. 18.16 merges a `FINAL`
+/// read in one thread, and merges the whole table when the filter is not on
+/// the sorting key.
+fn keep_newest<T>(
+    rows: &mut Vec<T>,
+    row: impl Fn(&T, &T) -> std::cmp::Ordering,
+    version: impl Fn(&T) -> u64,
+) {
+    rows.sort_unstable_by(|a, b| row(a, b).then_with(|| version(b).cmp(&version(a))));
+    rows.dedup_by(|later, newest| row(later, newest).is_eq());
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -594,49 +609,71 @@ struct StoredJourneysRow {
     journey_started_at_ms: Vec<i64>,
 }
 
-/// The identifiers of the customers listed as `{values}`, now, with their
-/// customer: assignments are read through FINAL before filtering, so that a
-/// superseded one never matches.
-macro_rules! identifiers_of {
-    () => {
-        "SELECT identifier, customer_id FROM \
-         (SELECT identifier, customer_id FROM {database}.identity_assignments FINAL) \
-         WHERE customer_id IN {values}"
-    };
-}
-const IDENTIFIERS_OF: &str = identifiers_of!();
+/// Every identifier that has been assigned to one of the customers listed
+/// as `{values}`, in any version: a superset of their identifiers now, read
+/// without `FINAL`, to stand for `{keys}`.
+const KEYS_OF: &str = "(SELECT identifier FROM {database}.identity_assignments \
+                       WHERE customer_id IN {values})";
 
-/// The same identifiers alone, as a subquery to stand for `{keys}`.
-const KEYS_OF: &str = concat!("(SELECT identifier FROM (", identifiers_of!(), "))");
+#[derive(Debug, Row, Deserialize)]
+struct VersionedAssignmentRow {
+    identifier: String,
+    customer_id: String,
+    version: u64,
+}
 
 /// Everything the customers' state is computed from, by customer: their
 /// identifiers now, then what carries those as its identity key.
 ///
 /// The reads by identity key list the customers, not their keys, and let
-/// ClickHouse find the keys ([`KEYS_OF`]): on 18.16 a
-/// listed value costs about 6 µs to parse, and a customer has several keys.
-/// A key assigned between two of these reads is either left out (not in
-/// the first read's answer) or, if it joined, brings its own mark.
+/// ClickHouse find the keys ([`KEYS_OF`]): on 18.16 a listed value costs
+/// about 6 µs to parse, and a customer has several keys. No read goes
+/// through `FINAL`: each reads every version of the rows that any version
+/// puts in the customers' reach, keeps the newest ([`keep_newest`]), and
+/// keeps those whose newest version is the customers' (identity keys are
+/// looked up in the assignments read first). A key assigned between two of
+/// these reads is either left out (not in the first read's answer) or, if
+/// it joined, brings its own mark.
 pub async fn customer_inputs(
     warehouse: &Warehouse,
     customers: &[&str],
 ) -> Result<HashMap<String, CustomerInputs>, SinkError> {
-    let owners: Vec<AssignmentRow> = fetch_in(warehouse, IDENTIFIERS_OF, customers).await?;
-    let owner: HashMap<&str, &str> = owners
-        .iter()
-        .map(|r| (r.identifier.as_str(), r.customer_id.as_str()))
-        .collect();
-    let mut inputs: HashMap<String, CustomerInputs> = HashMap::new();
+    let wanted: std::collections::HashSet<&str> = customers.iter().copied().collect();
     let by_key = |select: &str| select.replace("{keys}", KEYS_OF);
-    let contacts: Vec<ContactRow> = fetch_in(
+    let mut assignments: Vec<VersionedAssignmentRow> = fetch_in(
         warehouse,
         &by_key(
-            "SELECT ?fields FROM (SELECT * FROM {database}.contacts FINAL) \
-             WHERE identity_key IN {keys}",
+            "SELECT identifier, customer_id, version FROM {database}.identity_assignments \
+             PREWHERE identifier IN {keys}",
         ),
         customers,
     )
     .await?;
+    keep_newest(
+        &mut assignments,
+        |a, b| a.identifier.cmp(&b.identifier),
+        |r| r.version,
+    );
+    let owner: HashMap<&str, &str> = assignments
+        .iter()
+        .filter(|r| wanted.contains(r.customer_id.as_str()))
+        .map(|r| (r.identifier.as_str(), r.customer_id.as_str()))
+        .collect();
+    let mut inputs: HashMap<String, CustomerInputs> = HashMap::new();
+    let mut contacts: Vec<ContactRow> = fetch_in(
+        warehouse,
+        &by_key(
+            "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
+             (SELECT contact_id FROM {database}.contacts WHERE identity_key IN {keys})",
+        ),
+        customers,
+    )
+    .await?;
+    keep_newest(
+        &mut contacts,
+        |a, b| a.contact_id.cmp(&b.contact_id),
+        |r| r.version,
+    );
     for row in contacts {
         if let Some(customer) = owner.get(row.identity_key.as_str()) {
             inputs
@@ -646,10 +683,12 @@ pub async fn customer_inputs(
                 .push(row);
         }
     }
+    // Rows of `identity_channels` have no versions; copies of one are
+    // harmless, as a customer's channels are a set.
     let channels: Vec<ChannelOfKeyRow> = fetch_in(
         warehouse,
         &by_key(
-            "SELECT identity_key, channel FROM {database}.identity_channels FINAL \
+            "SELECT identity_key, channel FROM {database}.identity_channels \
              PREWHERE identity_key IN {keys}",
         ),
         customers,
@@ -667,15 +706,17 @@ pub async fn customer_inputs(
                 .push(channel);
         }
     }
-    let scores: Vec<ScoreRow> = fetch_in(
+    let mut scores: Vec<ScoreRow> = fetch_in(
         warehouse,
         &by_key(
-            "SELECT ?fields FROM {database}.scores FINAL \
-             WHERE identity_key IN {keys} AND csat IS NOT NULL",
+            "SELECT ?fields FROM {database}.scores PREWHERE event_id IN \
+             (SELECT event_id FROM {database}.scores \
+              WHERE identity_key IN {keys} AND csat IS NOT NULL)",
         ),
         customers,
     )
     .await?;
+    keep_newest(&mut scores, score_row, |r| r.version);
     for row in scores {
         if let (Some(customer), Some(channel), Some(csat)) = (
             owner.get(row.identity_key.as_str()),
@@ -709,6 +750,11 @@ pub async fn customer_inputs(
     Ok(inputs)
 }
 
+/// What identifies a row of `scores`: its sorting key.
+fn score_row(a: &ScoreRow, b: &ScoreRow) -> std::cmp::Ordering {
+    (a.day, a.channel, &a.event_id).cmp(&(b.day, b.channel, &b.event_id))
+}
+
 /// What the pipeline recomputes a day from.
 #[derive(Debug, Default)]
 pub struct DayInputs {
@@ -730,36 +776,43 @@ pub struct JourneyDayRow {
     pub one_contact_resolution: u8,
 }
 
-/// Everything the days' metrics are computed from, by day. Contacts are read
-/// through FINAL before filtering by day (a late event can move a contact's
-/// start to another day); scores never move.
+/// Everything the days' metrics are computed from, by day. Contacts and
+/// scores are read without `FINAL` ([`keep_newest`]). A late event can move
+/// a contact's start to another day, so contacts are read in every version
+/// of those that started on one of the days in any version, and kept by the
+/// day of their newest; scores never move.
 pub async fn day_inputs(
     warehouse: &Warehouse,
     days: &[u16],
 ) -> Result<HashMap<u16, DayInputs>, SinkError> {
     let dates: Vec<String> = days.iter().map(|d| date_literal(*d)).collect();
+    let wanted: std::collections::HashSet<u16> = days.iter().copied().collect();
     let mut inputs: HashMap<u16, DayInputs> = HashMap::new();
-    let contacts: Vec<ContactRow> = fetch_in(
+    let mut contacts: Vec<ContactRow> = fetch_in(
         warehouse,
-        "SELECT ?fields FROM (SELECT * FROM {database}.contacts FINAL) \
-         WHERE toDate(started_at) IN {dates}",
+        "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
+         (SELECT contact_id FROM {database}.contacts WHERE toDate(started_at) IN {dates})",
         &dates,
     )
     .await?;
+    keep_newest(
+        &mut contacts,
+        |a, b| a.contact_id.cmp(&b.contact_id),
+        |r| r.version,
+    );
     for row in contacts {
-        inputs
-            .entry(day_of_ms(row.started_at_ms))
-            .or_default()
-            .contacts
-            .push(row);
+        let day = day_of_ms(row.started_at_ms);
+        if wanted.contains(&day) {
+            inputs.entry(day).or_default().contacts.push(row);
+        }
     }
-    let scores: Vec<ScoreRow> = fetch_in(
+    let mut scores: Vec<ScoreRow> = fetch_in(
         warehouse,
-        "SELECT ?fields FROM {database}.scores FINAL \
-         PREWHERE day IN {dates}",
+        "SELECT ?fields FROM {database}.scores PREWHERE day IN {dates}",
         &dates,
     )
     .await?;
+    keep_newest(&mut scores, score_row, |r| r.version);
     for row in scores {
         inputs.entry(row.day).or_default().scores.push(row);
     }
