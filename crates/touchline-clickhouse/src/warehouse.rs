@@ -120,19 +120,6 @@ impl Warehouse {
         })
     }
 
-    /// The same connection, its queries run at ClickHouse's `priority`
-    /// (1 is the highest; 0, the default, takes no part): while a query of a
-    /// higher priority runs, those of a lower one pause between blocks.
-    pub fn with_priority(&self, priority: u8) -> Warehouse {
-        Warehouse {
-            client: self
-                .client
-                .clone()
-                .with_option("priority", priority.to_string()),
-            ..self.clone()
-        }
-    }
-
     /// The client, bound to Touchline's database.
     pub fn client(&self) -> &Client {
         &self.client

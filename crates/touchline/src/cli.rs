@@ -915,16 +915,13 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         until_caught_up,
         text_channels: config.privacy.text_channels(),
     };
-    // The timeline's freshness comes first: a batch's writes pause the
-    // derive rounds' reads and writes, which only make the derived tables
-    // lag.
     let pipeline = Pipeline::new(
         pipeline_config,
         &client,
         decoder,
-        warehouse.with_priority(1),
+        warehouse.clone(),
         identity,
-        Deriver::new(marks, warehouse.with_priority(2), metrics.clone()),
+        Deriver::new(marks, warehouse, metrics.clone()),
         metrics,
     )?;
     let totals = pipeline.run(shutdown).await;
