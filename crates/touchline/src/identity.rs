@@ -533,8 +533,8 @@ impl ClientContext for ToTheEnd {
 
 impl ConsumerContext for ToTheEnd {}
 
-/// Reads partition 0 of `topic` from `from` to its end as the first fetch
-/// found it, handing every message to `each`; returns the offset after the
+/// Reads partition 0 of `topic` from `from` to its end as a fetch found it
+/// once reading began, handing every message to `each`; returns the offset after the
 /// last message read, or `None` when the end was not reached within
 /// `patience`.
 ///
