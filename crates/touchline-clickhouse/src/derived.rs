@@ -6,7 +6,7 @@
 //! tables it looks customers up in: their cost grows with the tables, not
 //! with the round (`BENCHMARKS.md`, "Next steps").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -638,7 +638,7 @@ pub async fn customer_inputs(
     warehouse: &Warehouse,
     customers: &[&str],
 ) -> Result<HashMap<String, CustomerInputs>, SinkError> {
-    let wanted: std::collections::HashSet<&str> = customers.iter().copied().collect();
+    let wanted: HashSet<&str> = customers.iter().copied().collect();
     let by_key = |select: &str| select.replace("{keys}", KEYS_OF);
     let mut assignments: Vec<VersionedAssignmentRow> = fetch_in(
         warehouse,
@@ -786,7 +786,7 @@ pub async fn day_inputs(
     days: &[u16],
 ) -> Result<HashMap<u16, DayInputs>, SinkError> {
     let dates: Vec<String> = days.iter().map(|d| date_literal(*d)).collect();
-    let wanted: std::collections::HashSet<u16> = days.iter().copied().collect();
+    let wanted: HashSet<u16> = days.iter().copied().collect();
     let mut inputs: HashMap<u16, DayInputs> = HashMap::new();
     let mut contacts: Vec<ContactRow> = fetch_in(
         warehouse,

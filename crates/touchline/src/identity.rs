@@ -534,9 +534,9 @@ impl ClientContext for ToTheEnd {
 impl ConsumerContext for ToTheEnd {}
 
 /// Reads partition 0 of `topic` from `from` to its end as a fetch found it
-/// once reading began, handing every message to `each`; returns the offset after the
-/// last message read, or `None` when the end was not reached within
-/// `patience`.
+/// once reading began, handing every message to `each`; returns the offset
+/// after the last message read, or `None` when the end was not reached
+/// within `patience`.
 ///
 /// The end is librdkafka's end-of-partition event or, once a message is
 /// read, the high watermark a fetch carried, whichever comes first.
