@@ -458,9 +458,11 @@ fn link_key(set: &[Identifier]) -> String {
 fn end_of(client: &ClientConfig, topic: &str) -> anyhow::Result<i64> {
     // Listed by a consumer of its own: the one that scans takes its end
     // from fetches alone.
-    let (_, listed) = reader(client)?
-        .fetch_watermarks(topic, LINK_PARTITION, Duration::from_secs(10))
-        .with_context(|| format!("cannot read the end of {topic}"))?;
+    let lister = reader(client)?;
+    let (_, listed) = tokio::task::block_in_place(|| {
+        lister.fetch_watermarks(topic, LINK_PARTITION, Duration::from_secs(10))
+    })
+    .with_context(|| format!("cannot read the end of {topic}"))?;
     let last = Offset::Offset((listed - 1).max(0));
     let scanned = scan(
         reader(client)?,
