@@ -669,11 +669,7 @@ pub async fn customer_inputs(
         customers,
     )
     .await?;
-    keep_newest(
-        &mut contacts,
-        |a, b| a.contact_id.cmp(&b.contact_id),
-        |r| r.version,
-    );
+    keep_newest(&mut contacts, contact_row, |r| r.version);
     for row in contacts {
         if let Some(customer) = owner.get(row.identity_key.as_str()) {
             inputs
@@ -750,6 +746,11 @@ pub async fn customer_inputs(
     Ok(inputs)
 }
 
+/// What identifies a row of `contacts`: its sorting key.
+fn contact_row(a: &ContactRow, b: &ContactRow) -> std::cmp::Ordering {
+    a.contact_id.cmp(&b.contact_id)
+}
+
 /// What identifies a row of `scores`: its sorting key.
 fn score_row(a: &ScoreRow, b: &ScoreRow) -> std::cmp::Ordering {
     (a.day, a.channel, &a.event_id).cmp(&(b.day, b.channel, &b.event_id))
@@ -795,11 +796,7 @@ pub async fn day_inputs(
         &dates,
     )
     .await?;
-    keep_newest(
-        &mut contacts,
-        |a, b| a.contact_id.cmp(&b.contact_id),
-        |r| r.version,
-    );
+    keep_newest(&mut contacts, contact_row, |r| r.version);
     for row in contacts {
         let day = day_of_ms(row.started_at_ms);
         if wanted.contains(&day) {
