@@ -446,6 +446,10 @@ pub struct PipelineArgs {
     /// waits too [default: 1000000]
     #[arg(long, env = "TOUCHLINE_DERIVE_BACKLOG_MESSAGES", value_name = "N")]
     pub derive_backlog_messages: Option<u64>,
+    /// While messages keep coming, start a derive round at most this many
+    /// milliseconds after the previous one started [default: 10000]
+    #[arg(long, env = "TOUCHLINE_DERIVE_INTERVAL_MS", value_name = "MS")]
+    pub derive_interval_ms: Option<u64>,
     /// Messages larger than this become dead letters [default: 1048576]
     #[arg(long, env = "TOUCHLINE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<usize>,
@@ -579,6 +583,10 @@ impl SettingsArgs {
         set(
             &mut config.pipeline.derive_backlog_messages,
             pipeline.derive_backlog_messages,
+        );
+        set(
+            &mut config.pipeline.derive_interval_ms,
+            pipeline.derive_interval_ms,
         );
         set(
             &mut config.pipeline.max_message_bytes,
@@ -912,6 +920,7 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         batch_max_messages: config.pipeline.batch_max_messages,
         batch_linger: Duration::from_millis(config.pipeline.batch_linger_ms),
         derive_backlog_messages: config.pipeline.derive_backlog_messages,
+        derive_interval: Duration::from_millis(config.pipeline.derive_interval_ms),
         until_caught_up,
         text_channels: config.privacy.text_channels(),
     };

@@ -15,8 +15,11 @@
 //! false`), in order. A crash therefore redelivers at most the batches not
 //! yet derived, and every table absorbs the redelivery. The timeline is
 //! queryable as soon as its batch is confirmed; the derived tables follow a
-//! round later. Rounds that fall behind slow reading down: at most
-//! `derive_backlog_messages` written messages wait for a round.
+//! round later. While batches keep coming, a round starts at most every
+//! `derive_interval` (its reads scan tables, so fewer, larger rounds cost
+//! less); when nothing new arrives, at once. Rounds that fall behind slow
+//! reading down: at most `derive_backlog_messages` written messages wait for
+//! a round.
 //!
 //! Failures are classified: bad data goes to the dead-letter table and the
 //! pipeline goes on; an unreachable registry or ClickHouse is waited out with
@@ -64,10 +67,28 @@ pub struct PipelineConfig {
     /// memory of the waiting work, and absorbs rounds slower than the
     /// batches (the timeline stays fresh while derived tables lag).
     pub derive_backlog_messages: u64,
+    /// While batches keep coming, a derive round starts at most this long
+    /// after the previous one started: a round's reads scan tables, so
+    /// spacing rounds spends less of the machine on them, and the derived
+    /// tables lag the timeline by up to this much more.
+    pub derive_interval: Duration,
     /// Exit once every assigned partition has been read to its end.
     pub until_caught_up: bool,
     /// Channels whose message text is stored (`privacy.store_text`).
     pub text_channels: Vec<Channel>,
+}
+
+/// When [`Pipeline::derive`] may start the next round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Batches keep coming: once `derive_interval` has passed since the
+    /// last round started.
+    Busy,
+    /// Nothing new to read: at once.
+    Idle,
+    /// The backlog is full, or the pipeline drains: wait for the running
+    /// round, then start at once.
+    Wait,
 }
 
 /// What a run did.
@@ -96,6 +117,8 @@ pub struct Pipeline<R> {
     phones: Mutex<PhoneCache>,
     /// Confirmed batches waiting for the next derive round.
     underived: Underived,
+    /// When the last derive round started.
+    round_started: Instant,
 }
 
 /// Where a batch goes: what a write task needs, cheap to clone.
@@ -236,6 +259,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
             processed: HashMap::new(),
             phones: Mutex::new(PhoneCache::new(PHONE_CACHE_CAPACITY)),
             underived: Underived::default(),
+            round_started: Instant::now(),
         })
     }
 
@@ -264,7 +288,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                         break;
                     }
                 }
-                if !self.derive(&mut deriving, &shutdown, false).await? {
+                if !self.derive(&mut deriving, &shutdown, Pace::Idle).await? {
                     break;
                 }
                 if self.config.until_caught_up && last_check.elapsed() >= Duration::from_secs(1) {
@@ -301,7 +325,8 @@ impl<R: SchemaRegistry> Pipeline<R> {
             }
             // A round that falls behind holds reading back.
             let backlogged = self.underived.messages >= backlog;
-            if !self.derive(&mut deriving, &shutdown, backlogged).await? {
+            let pace = if backlogged { Pace::Wait } else { Pace::Busy };
+            if !self.derive(&mut deriving, &shutdown, pace).await? {
                 break;
             }
             tracing::debug!(
@@ -323,7 +348,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
         // Every confirmed batch is derived before the last commit (unless
         // shutdown came while ClickHouse or the broker was unavailable).
         while deriving.is_some() || self.underived.batches > 0 {
-            if !self.derive(&mut deriving, &shutdown, true).await? {
+            if !self.derive(&mut deriving, &shutdown, Pace::Wait).await? {
                 break;
             }
         }
@@ -374,24 +399,26 @@ impl<R: SchemaRegistry> Pipeline<R> {
         Ok(true)
     }
 
-    /// Collects the running derive round once it is done (with `wait`,
+    /// Collects the running derive round once it is done (at `Pace::Wait`,
     /// waiting for it), storing the offsets of the batches it covered; then,
     /// if none is running, starts the next one over the confirmed batches
-    /// that wait. `Ok(false)` when shutdown came first.
+    /// that wait, as `pace` allows. `Ok(false)` when shutdown came first.
     async fn derive(
         &mut self,
         deriving: &mut Option<Deriving>,
         shutdown: &watch::Receiver<bool>,
-        wait: bool,
+        pace: Pace,
     ) -> anyhow::Result<bool> {
-        if let Some(round) = deriving.take_if(|round| wait || round.is_finished()) {
+        if let Some(round) = deriving.take_if(|round| pace == Pace::Wait || round.is_finished()) {
             let (covered, done) = round.await.context("a derive round panicked")??;
             if !done {
                 return Ok(false);
             }
             self.derived(&covered)?;
         }
-        if deriving.is_none() && self.underived.batches > 0 {
+        let rested = self.round_started.elapsed() >= self.config.derive_interval;
+        if deriving.is_none() && self.underived.batches > 0 && (pace != Pace::Busy || rested) {
+            self.round_started = Instant::now();
             let round = std::mem::take(&mut self.underived);
             self.sink.metrics.underived_messages.set(0);
             if round.work.is_empty() {

@@ -48,6 +48,7 @@ fn every_key_set() -> Config {
             batch_max_messages: 1,
             batch_linger_ms: 1,
             derive_backlog_messages: 7,
+            derive_interval_ms: 3,
             max_message_bytes: 100,
         },
         privacy: PrivacySettings {
