@@ -22,6 +22,7 @@ use clap::Parser;
 /// mimalloc, not the system allocator: a batch allocates and frees hundreds
 /// of thousands of small strings and rows, and glibc's malloc spent about a
 /// third of the pipeline's CPU on them (`BENCHMARKS.md`, where the time goes).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
