@@ -447,7 +447,7 @@ pub struct PipelineArgs {
     #[arg(long, env = "TOUCHLINE_DERIVE_BACKLOG_MESSAGES", value_name = "N")]
     pub derive_backlog_messages: Option<u64>,
     /// While messages keep coming, start a derive round at most this many
-    /// milliseconds after the previous one started [default: 10000]
+    /// milliseconds after the previous one started [default: 5000]
     #[arg(long, env = "TOUCHLINE_DERIVE_INTERVAL_MS", value_name = "MS")]
     pub derive_interval_ms: Option<u64>,
     /// Messages larger than this become dead letters [default: 1048576]

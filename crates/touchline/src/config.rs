@@ -198,7 +198,7 @@ pub struct PipelineSettings {
     /// are committed after it) before reading waits too. Default 1000000.
     pub derive_backlog_messages: u64,
     /// While messages keep coming, a derive round starts at most this many
-    /// milliseconds after the previous one started. Default 10000.
+    /// milliseconds after the previous one started. Default 5000.
     pub derive_interval_ms: u64,
     /// Larger messages become dead letters (`too_large`). Default 1048576.
     pub max_message_bytes: usize,
@@ -348,7 +348,7 @@ impl Default for PipelineSettings {
             batch_max_messages: 20_000,
             batch_linger_ms: 500,
             derive_backlog_messages: 1_000_000,
-            derive_interval_ms: 10_000,
+            derive_interval_ms: 5_000,
             max_message_bytes: touchline_avro::decoder::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
@@ -476,7 +476,7 @@ derive_backlog_messages = 1000000
 # the timeline's writes, and the derived tables lag it by up to this much
 # more. When nothing new arrives, a round starts at once. 0: back to back.
 # env TOUCHLINE_DERIVE_INTERVAL_MS, flag --derive-interval-ms
-derive_interval_ms = 10000
+derive_interval_ms = 5000
 # Larger messages become dead letters (reason too_large).
 # env TOUCHLINE_MAX_MESSAGE_BYTES, flag --max-message-bytes
 max_message_bytes = 1048576
