@@ -78,7 +78,7 @@ pub struct PipelineConfig {
     pub text_channels: Vec<Channel>,
 }
 
-/// When [`Pipeline::derive`] may start the next round.
+/// When [`Pipeline::derive`] may start the next round ([`Pace::allows`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pace {
     /// Batches keep coming: once `derive_interval` has passed since the
@@ -89,6 +89,13 @@ enum Pace {
     /// The backlog is full, or the pipeline drains: wait for the running
     /// round, then start at once.
     Wait,
+}
+
+impl Pace {
+    /// Whether a round may start `since_last` after the last one started.
+    fn allows(self, since_last: Duration, interval: Duration) -> bool {
+        self != Pace::Busy || since_last >= interval
+    }
 }
 
 /// What a run did.
@@ -416,9 +423,10 @@ impl<R: SchemaRegistry> Pipeline<R> {
             }
             self.derived(&covered)?;
         }
-        let rested = self.round_started.elapsed() >= self.config.derive_interval;
-        if deriving.is_none() && self.underived.batches > 0 && (pace != Pace::Busy || rested) {
-            self.round_started = Instant::now();
+        if deriving.is_none()
+            && self.underived.batches > 0
+            && pace.allows(self.round_started.elapsed(), self.config.derive_interval)
+        {
             let round = std::mem::take(&mut self.underived);
             self.sink.metrics.underived_messages.set(0);
             if round.work.is_empty() {
@@ -426,6 +434,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 // recompute.
                 self.derived(&round)?;
             } else {
+                self.round_started = Instant::now();
                 *deriving = Some(tokio::spawn(derive(
                     self.sink.clone(),
                     round,
@@ -829,4 +838,22 @@ pub(crate) fn now_micros() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_rounds_wait_out_the_interval_and_the_others_start_at_once() {
+        let interval = Duration::from_secs(5);
+        assert!(!Pace::Busy.allows(Duration::ZERO, interval));
+        assert!(!Pace::Busy.allows(Duration::from_millis(4_999), interval));
+        assert!(Pace::Busy.allows(interval, interval));
+        for pace in [Pace::Idle, Pace::Wait] {
+            assert!(pace.allows(Duration::ZERO, interval), "{pace:?}");
+        }
+        // An interval of 0: rounds back to back.
+        assert!(Pace::Busy.allows(Duration::ZERO, Duration::ZERO));
+    }
 }
