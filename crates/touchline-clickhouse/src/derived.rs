@@ -516,7 +516,13 @@ where
         let query = sql
             .replace("{values}", &format!("(SELECT arrayJoin({array}))"))
             .replace("{dates}", &format!("(SELECT toDate(arrayJoin({array})))"));
-        rows.extend(warehouse.fetch_all::<T>(&query).await?);
+        let fetched = warehouse.fetch_all::<T>(&query).await?;
+        // Most reads take one list: keep its rows rather than copy them.
+        if rows.is_empty() {
+            rows = fetched;
+        } else {
+            rows.extend(fetched);
+        }
     }
     Ok(rows)
 }
