@@ -17,9 +17,12 @@
 //! queryable as soon as its batch is confirmed; the derived tables follow a
 //! round later. While batches keep coming, a round starts at most every
 //! `derive_interval` (its reads scan tables, so fewer, larger rounds cost
-//! less); when nothing new arrives, at once. Rounds that fall behind slow
-//! reading down: at most `derive_backlog_messages` written messages wait for
-//! a round.
+//! less); when nothing new arrives, at once. A write or round that ends
+//! while the loop waits for messages is taken then, not at the end of the
+//! linger, so a chain of rounds (contacts, then the customers their marks
+//! name, then days) does not wait a linger per link. Rounds that fall
+//! behind slow reading down: at most `derive_backlog_messages` written
+//! messages wait for a round.
 //!
 //! Failures are classified: bad data goes to the dead-letter table and the
 //! pipeline goes on; an unreachable registry or ClickHouse is waited out with
@@ -36,7 +39,7 @@ use anyhow::{bail, Context};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use touchline_avro::{Decoder, SchemaRegistry};
 use touchline_clickhouse::{
@@ -112,7 +115,9 @@ const PHONE_CACHE_CAPACITY: usize = 200_000;
 
 /// The pipeline of one instance.
 pub struct Pipeline<R> {
-    consumer: StreamConsumer,
+    /// Shared with the caught-up checks, which ask the broker beside the
+    /// loop.
+    consumer: Arc<StreamConsumer>,
     decoder: Decoder<R>,
     sink: Sink,
     config: PipelineConfig,
@@ -135,6 +140,9 @@ struct Sink {
     identity: Arc<Identity>,
     deriver: Deriver,
     metrics: Metrics,
+    /// Signalled when a batch's write or a derive round ends, so that a
+    /// loop waiting for messages that do not come takes its result at once.
+    settled: Arc<Notify>,
 }
 
 /// One batch turned into rows, not yet written.
@@ -156,6 +164,8 @@ struct Prepared {
     broker_timestamps_ms: Vec<i64>,
     /// What the batch adds to contacts, journeys and the daily metrics.
     derived: DerivedBatch,
+    /// Read nothing: a write or derive round ended first.
+    woken: bool,
 }
 
 impl Prepared {
@@ -200,6 +210,18 @@ impl Underived {
         self.marks += prepared.marks;
     }
 }
+
+/// What a caught-up check found: the assignment, where the group's offsets
+/// stand, and where each partition (and the link topic) starts and ends.
+struct Ends {
+    assignment: TopicPartitionList,
+    committed: TopicPartitionList,
+    ends: TopicPartitionList,
+    starts: TopicPartitionList,
+}
+
+/// A caught-up check's questions to the broker, running beside the loop.
+type Checking = JoinHandle<anyhow::Result<Ends>>;
 
 /// The write of one batch, running while the next one is read.
 type Writing = JoinHandle<anyhow::Result<(Prepared, bool)>>;
@@ -253,13 +275,14 @@ impl<R: SchemaRegistry> Pipeline<R> {
             .context("cannot subscribe to the source topics and the derive-mark topic")?;
         tracing::info!(group = %config.group_id, ?topics, "subscribed");
         Ok(Pipeline {
-            consumer,
+            consumer: Arc::new(consumer),
             decoder,
             sink: Sink {
                 warehouse,
                 identity,
                 deriver,
                 metrics,
+                settled: Arc::new(Notify::new()),
             },
             config,
             channels,
@@ -279,6 +302,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
         // between, both find every partition read to its high watermark: a
         // broker may report a watermark that lags its last append.
         let mut caught_up_checks = 0;
+        // The check asking the broker, beside the loop: it takes a second
+        // or more, which the loop spends reading and deriving.
+        let mut checking: Option<Checking> = None;
         // The batch being written while the next one is read, and the
         // derive round running beside both.
         let mut writing: Option<Writing> = None;
@@ -290,26 +316,35 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 break;
             };
             if prepared.messages == 0 {
-                if let Some(write) = writing.take() {
+                // Nothing read for a whole linger, or a write or round ended
+                // before the first message came: then only what has ended is
+                // taken, and a round starts as if batches kept coming.
+                let idle = !prepared.woken;
+                if let Some(write) = writing.take_if(|write| idle || write.is_finished()) {
                     if !self.finish(write, &mut totals).await? {
                         break;
                     }
                 }
-                if !self.derive(&mut deriving, &shutdown, Pace::Idle).await? {
+                let pace = if idle { Pace::Idle } else { Pace::Busy };
+                if !self.derive(&mut deriving, &shutdown, pace).await? {
                     break;
                 }
-                if self.config.until_caught_up && last_check.elapsed() >= Duration::from_secs(1) {
-                    last_check = Instant::now();
-                    let checked = Instant::now();
+                if !idle || !self.config.until_caught_up {
+                    continue;
+                }
+                if let Some(check) = checking.take_if(|check| check.is_finished()) {
                     // A slow broker may time the check out: that is not
                     // being caught up, and no reason to stop.
-                    let caught_up = self.caught_up().unwrap_or_else(|error| {
-                        tracing::warn!(error = %format!("{error:#}"), "caught-up check failed; checking again");
-                        false
-                    });
+                    let caught_up = match check.await.context("a caught-up check panicked")? {
+                        Ok(ends) => self.caught_up(&ends),
+                        Err(error) => {
+                            tracing::warn!(error = %format!("{error:#}"), "caught-up check failed; checking again");
+                            false
+                        }
+                    };
                     tracing::debug!(
                         caught_up,
-                        check_ms = checked.elapsed().as_millis(),
+                        check_ms = last_check.elapsed().as_millis(),
                         "caught-up check"
                     );
                     caught_up_checks = if caught_up { caught_up_checks + 1 } else { 0 };
@@ -318,9 +353,15 @@ impl<R: SchemaRegistry> Pipeline<R> {
                         break;
                     }
                 }
+                if checking.is_none() && last_check.elapsed() >= Duration::from_secs(1) {
+                    last_check = Instant::now();
+                    checking = Some(self.check_ends());
+                }
                 continue;
             }
+            // A check that began before these messages says nothing of them.
             caught_up_checks = 0;
+            checking = None;
             let read_in = started.elapsed();
             // One batch in flight at a time: the previous one is confirmed
             // before this one's write starts.
@@ -343,10 +384,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 backlogged,
                 "batch read"
             );
-            writing = Some(tokio::spawn(write(
-                self.sink.clone(),
-                prepared,
-                shutdown.clone(),
+            writing = Some(tokio::spawn(settling(
+                self.sink.settled.clone(),
+                write(self.sink.clone(), prepared, shutdown.clone()),
             )));
         }
         if let Some(write) = writing.take() {
@@ -435,10 +475,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 self.derived(&round)?;
             } else {
                 self.round_started = Instant::now();
-                *deriving = Some(tokio::spawn(derive(
-                    self.sink.clone(),
-                    round,
-                    shutdown.clone(),
+                *deriving = Some(tokio::spawn(settling(
+                    self.sink.settled.clone(),
+                    derive(self.sink.clone(), round, shutdown.clone()),
                 )));
             }
         }
@@ -458,8 +497,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
     }
 
     /// Reads up to a batch of messages, or what arrives within the linger
-    /// time, decoding and normalising each as it arrives. `None` when
-    /// shutdown came while the registry was unreachable.
+    /// time, decoding and normalising each as it arrives; returns at once,
+    /// empty, when a write or derive round ends before the first message.
+    /// `None` when shutdown came while the registry was unreachable.
     async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Prepared> {
         let linger = tokio::time::sleep(self.config.batch_linger);
         tokio::pin!(linger);
@@ -470,6 +510,10 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 _ = shutdown.changed() => break,
                 () = &mut linger => break,
                 received = self.consumer.recv() => received,
+                () = self.sink.settled.notified(), if prepared.messages == 0 => {
+                    prepared.woken = true;
+                    break;
+                }
             };
             match received {
                 Ok(message) => {
@@ -654,58 +698,67 @@ impl<R: SchemaRegistry> Pipeline<R> {
             .set(i64::try_from(self.decoder.cached_schemas()).unwrap_or(i64::MAX));
     }
 
-    /// Whether every partition assigned to this instance has been written up
-    /// to its high watermark.
-    fn caught_up(&self) -> anyhow::Result<bool> {
-        let assignment = self.consumer.assignment()?;
-        if assignment.count() == 0 {
-            return Ok(false);
+    /// Asks the broker, beside the loop, where every assigned partition
+    /// starts and ends, where the group's offsets stand and where the link
+    /// topic ends: one `ListOffsets` request for every partition's end (and
+    /// one for starts), since per-partition watermark queries cost a round
+    /// trip each.
+    fn check_ends(&self) -> Checking {
+        let consumer = Arc::clone(&self.consumer);
+        let links = self.sink.identity.topic().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let assignment = consumer.assignment()?;
+            let timeout = Duration::from_secs(5);
+            let list = |mut partitions: TopicPartitionList, at: Offset| {
+                partitions.set_all_offsets(at)?;
+                anyhow::Ok(consumer.offsets_for_times(partitions, timeout)?)
+            };
+            let mut ends = assignment.clone();
+            ends.add_partition(&links, 0);
+            Ok(Ends {
+                committed: consumer.committed_offsets(assignment.clone(), timeout)?,
+                ends: list(ends, Offset::End)?,
+                starts: list(assignment.clone(), Offset::Beginning)?,
+                assignment,
+            })
+        })
+    }
+
+    /// Whether every partition of `checked`'s assignment has been written up
+    /// to the end it found, and the link topic's changes up to its end.
+    fn caught_up(&self, checked: &Ends) -> bool {
+        if checked.assignment.count() == 0 {
+            return false;
         }
-        let timeout = Duration::from_secs(5);
-        let committed = tokio::task::block_in_place(|| {
-            self.consumer.committed_offsets(assignment.clone(), timeout)
-        })?;
-        // One ListOffsets request for every partition's end (and one for
-        // starts): per-partition watermark queries cost a round trip each.
-        let mut ends = assignment.clone();
-        ends.add_partition(self.sink.identity.topic(), 0);
-        let ends = self.list_offsets(ends, Offset::End, timeout)?;
-        let starts = self.list_offsets(assignment.clone(), Offset::Beginning, timeout)?;
         let offset = |list: &TopicPartitionList, topic: &str, partition: i32| {
             list.find_partition(topic, partition)
                 .and_then(|e| e.offset().to_raw())
                 .filter(|o| *o >= 0)
         };
-        for element in assignment.elements() {
+        for element in checked.assignment.elements() {
             let (topic, partition) = (element.topic(), element.partition());
-            let Some(high) = offset(&ends, topic, partition) else {
-                return Ok(false);
+            let Some(high) = offset(&checked.ends, topic, partition) else {
+                return false;
             };
             let written = self.processed.get(&(topic.to_owned(), partition)).copied();
             let next = written
-                .max(offset(&committed, topic, partition))
-                .or_else(|| offset(&starts, topic, partition))
+                .max(offset(&checked.committed, topic, partition))
+                .or_else(|| offset(&checked.starts, topic, partition))
                 .unwrap_or(0);
             if next < high {
-                return Ok(false);
+                return false;
             }
         }
-        let links_end = offset(&ends, self.sink.identity.topic(), 0).unwrap_or(0);
-        Ok(self.sink.identity.written_up_to(links_end))
+        let links_end = offset(&checked.ends, self.sink.identity.topic(), 0).unwrap_or(0);
+        self.sink.identity.written_up_to(links_end)
     }
+}
 
-    /// The earliest or latest offset of each partition in `partitions`.
-    fn list_offsets(
-        &self,
-        mut partitions: TopicPartitionList,
-        at: Offset,
-        timeout: Duration,
-    ) -> anyhow::Result<TopicPartitionList> {
-        partitions.set_all_offsets(at)?;
-        Ok(tokio::task::block_in_place(|| {
-            self.consumer.offsets_for_times(partitions, timeout)
-        })?)
-    }
+/// Runs `task`, then wakes the loop if it is waiting for messages.
+async fn settling<T>(settled: Arc<Notify>, task: impl Future<Output = T>) -> T {
+    let output = task.await;
+    settled.notify_one();
+    output
 }
 
 /// Writes a prepared batch: its identity links to Kafka and its dead
