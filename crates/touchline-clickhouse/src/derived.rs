@@ -633,28 +633,50 @@ struct VersionedAssignmentRow {
 ///
 /// The reads by identity key list the customers, not their keys, and let
 /// ClickHouse find the keys ([`KEYS_OF`]): on 18.16 a listed value costs
-/// about 6 µs to parse, and a customer has several keys. No read goes
-/// through `FINAL`: each reads every version of the rows that any version
+/// about 6 µs to parse, and a customer has several keys. No read by key
+/// goes through `FINAL`: each reads every version of the rows that any version
 /// puts in the customers' reach, keeps the newest ([`keep_newest`]), and
 /// keeps those whose newest version is the customers' (identity keys are
-/// looked up in the assignments read first). A key assigned between two of
-/// these reads is either left out (not in the first read's answer) or, if
-/// it joined, brings its own mark.
+/// looked up in the assignments read). The reads run at once; a key
+/// assigned while they run is either left out (not in the assignments'
+/// answer) or, if it joined, brings its own mark.
 pub async fn customer_inputs(
     warehouse: &Warehouse,
     customers: &[&str],
 ) -> Result<HashMap<String, CustomerInputs>, SinkError> {
     let wanted: HashSet<&str> = customers.iter().copied().collect();
     let by_key = |select: &str| select.replace("{keys}", KEYS_OF);
-    let mut assignments: Vec<VersionedAssignmentRow> = fetch_in(
-        warehouse,
-        &by_key(
-            "SELECT identifier, customer_id, version FROM {database}.identity_assignments \
-             PREWHERE identifier IN {keys}",
+    let assignments_sql = by_key(
+        "SELECT identifier, customer_id, version FROM {database}.identity_assignments \
+         PREWHERE identifier IN {keys}",
+    );
+    let contacts_sql = by_key(
+        "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
+         (SELECT contact_id FROM {database}.contacts WHERE identity_key IN {keys})",
+    );
+    let channels_sql = by_key(
+        "SELECT identity_key, channel FROM {database}.identity_channels \
+         PREWHERE identity_key IN {keys}",
+    );
+    let scores_sql = by_key(
+        "SELECT ?fields FROM {database}.scores PREWHERE event_id IN \
+         (SELECT event_id FROM {database}.scores \
+          WHERE identity_key IN {keys} AND csat IS NOT NULL)",
+    );
+    // The five reads do not depend on one another: ClickHouse answers them
+    // together while the answers already in are decoded.
+    let (mut assignments, mut contacts, channels, mut scores, stored) = tokio::try_join!(
+        fetch_in::<VersionedAssignmentRow, _>(warehouse, &assignments_sql, customers),
+        fetch_in::<ContactRow, _>(warehouse, &contacts_sql, customers),
+        fetch_in::<ChannelOfKeyRow, _>(warehouse, &channels_sql, customers),
+        fetch_in::<ScoreRow, _>(warehouse, &scores_sql, customers),
+        fetch_in::<StoredJourneysRow, _>(
+            warehouse,
+            "SELECT customer_id, journey_started_at_ms FROM {database}.customer_state FINAL \
+             PREWHERE customer_id IN {values}",
+            customers,
         ),
-        customers,
-    )
-    .await?;
+    )?;
     keep_newest(
         &mut assignments,
         |a, b| a.identifier.cmp(&b.identifier),
@@ -666,15 +688,6 @@ pub async fn customer_inputs(
         .map(|r| (r.identifier.as_str(), r.customer_id.as_str()))
         .collect();
     let mut inputs: HashMap<String, CustomerInputs> = HashMap::new();
-    let mut contacts: Vec<ContactRow> = fetch_in(
-        warehouse,
-        &by_key(
-            "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
-             (SELECT contact_id FROM {database}.contacts WHERE identity_key IN {keys})",
-        ),
-        customers,
-    )
-    .await?;
     keep_newest(&mut contacts, contact_row, |r| r.version);
     for row in contacts {
         if let Some(customer) = owner.get(row.identity_key.as_str()) {
@@ -687,15 +700,6 @@ pub async fn customer_inputs(
     }
     // Rows of `identity_channels` have no versions; copies of one are
     // harmless, as a customer's channels are a set.
-    let channels: Vec<ChannelOfKeyRow> = fetch_in(
-        warehouse,
-        &by_key(
-            "SELECT identity_key, channel FROM {database}.identity_channels \
-             PREWHERE identity_key IN {keys}",
-        ),
-        customers,
-    )
-    .await?;
     for row in channels {
         if let (Some(customer), Some(channel)) = (
             owner.get(row.identity_key.as_str()),
@@ -708,16 +712,6 @@ pub async fn customer_inputs(
                 .push(channel);
         }
     }
-    let mut scores: Vec<ScoreRow> = fetch_in(
-        warehouse,
-        &by_key(
-            "SELECT ?fields FROM {database}.scores PREWHERE event_id IN \
-             (SELECT event_id FROM {database}.scores \
-              WHERE identity_key IN {keys} AND csat IS NOT NULL)",
-        ),
-        customers,
-    )
-    .await?;
     keep_newest(&mut scores, score_row, |r| r.version);
     for row in scores {
         if let (Some(customer), Some(channel), Some(csat)) = (
@@ -732,13 +726,6 @@ pub async fn customer_inputs(
                 .push((channel, csat));
         }
     }
-    let stored: Vec<StoredJourneysRow> = fetch_in(
-        warehouse,
-        "SELECT customer_id, journey_started_at_ms FROM {database}.customer_state FINAL \
-         PREWHERE customer_id IN {values}",
-        customers,
-    )
-    .await?;
     for row in stored {
         inputs
             .entry(row.customer_id)
@@ -787,21 +774,32 @@ pub struct JourneyDayRow {
 /// scores are read without `FINAL` ([`keep_newest`]). A late event can move
 /// a contact's start to another day, so contacts are read in every version
 /// of those that started on one of the days in any version, and kept by the
-/// day of their newest; scores never move.
+/// day of their newest; scores never move. The three reads run at once.
 pub async fn day_inputs(
     warehouse: &Warehouse,
     days: &[u16],
 ) -> Result<HashMap<u16, DayInputs>, SinkError> {
     let dates: Vec<String> = days.iter().map(|d| date_literal(*d)).collect();
     let wanted: HashSet<u16> = days.iter().copied().collect();
+    let (mut contacts, mut scores, journeys) = tokio::try_join!(
+        fetch_in::<ContactRow, _>(
+            warehouse,
+            "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
+             (SELECT contact_id FROM {database}.contacts WHERE toDate(started_at) IN {dates})",
+            &dates,
+        ),
+        fetch_in::<ScoreRow, _>(
+            warehouse,
+            "SELECT ?fields FROM {database}.scores PREWHERE day IN {dates}",
+            &dates,
+        ),
+        fetch_in::<JourneyDayRow, _>(
+            warehouse,
+            "SELECT ?fields FROM {database}.v_journeys WHERE toDate(started_at) IN {dates}",
+            &dates,
+        ),
+    )?;
     let mut inputs: HashMap<u16, DayInputs> = HashMap::new();
-    let mut contacts: Vec<ContactRow> = fetch_in(
-        warehouse,
-        "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
-         (SELECT contact_id FROM {database}.contacts WHERE toDate(started_at) IN {dates})",
-        &dates,
-    )
-    .await?;
     keep_newest(&mut contacts, contact_row, |r| r.version);
     for row in contacts {
         let day = day_of_ms(row.started_at_ms);
@@ -809,23 +807,10 @@ pub async fn day_inputs(
             inputs.entry(day).or_default().contacts.push(row);
         }
     }
-    let mut scores: Vec<ScoreRow> = fetch_in(
-        warehouse,
-        "SELECT ?fields FROM {database}.scores PREWHERE day IN {dates}",
-        &dates,
-    )
-    .await?;
     keep_newest(&mut scores, score_row, |r| r.version);
     for row in scores {
         inputs.entry(row.day).or_default().scores.push(row);
     }
-    let journeys: Vec<JourneyDayRow> = fetch_in(
-        warehouse,
-        "SELECT ?fields FROM {database}.v_journeys \
-         WHERE toDate(started_at) IN {dates}",
-        &dates,
-    )
-    .await?;
     for row in journeys {
         inputs
             .entry(day_of_ms(row.started_at_ms))

@@ -19,14 +19,18 @@
 //! The steps run in *rounds*, beside the next batches' writes: a round takes
 //! the work of every batch whose rows ClickHouse confirmed since the last
 //! round began, so one round's reads (whose cost grows with the tables, not
-//! with the batch) serve as many batches as arrived meanwhile. A batch's
-//! offsets (its marks' included) are stored only after its rows are written,
-//! the round that covered it is done and the marks that round produced are
-//! acknowledged, so a crash repeats steps, which is harmless, and never skips
-//! one.
+//! with the batch) serve as many batches as arrived meanwhile. Within a
+//! round the contacts, the customers and the days are recomputed at once,
+//! each step's reads at once too, so that ClickHouse answers while
+//! Touchline computes: no step needs another's writes of the same round,
+//! because whatever one step changes that another reads produces a mark
+//! for the next round. A batch's offsets (its marks' included) are stored
+//! only after its rows are written, the round that covered it is done and
+//! the marks that round produced are acknowledged, so a crash repeats
+//! steps, which is harmless, and never skips one.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 // foldhash (seeded per process), not SipHash: these sets take every event's
@@ -277,39 +281,16 @@ impl Deriver {
     /// customers and days they hold marks for, then produces the marks those
     /// changes call for. Waits out ClickHouse or the broker being
     /// unavailable; `Ok(None)` when shutdown came first.
+    ///
+    /// The three steps run at once. Each reads what earlier rounds wrote,
+    /// and whatever one changes that another reads (a contact, a customer's
+    /// journeys) marks its customer or day for the next round, so none
+    /// needs to see another's writes.
     pub async fn run(
         &self,
         work: &DeriveWork,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Derived>> {
-        let mut derived = Derived::default();
-        let mut produce: BTreeSet<Mark> = work.score_days.iter().map(|d| Mark::Day(*d)).collect();
-        let contact_ids: Vec<&str> = work.contact_ids.iter().map(String::as_str).collect();
-        let mut touched_keys = HashSet::new();
-        if !contact_ids.is_empty() {
-            let Some(touched) = self.step(shutdown, || self.contacts(&contact_ids)).await? else {
-                return Ok(None);
-            };
-            derived.contacts = touched.contacts;
-            produce.extend(touched.days.into_iter().map(Mark::Day));
-            touched_keys = touched.keys;
-        }
-        // The work's keys and those of the touched contacts' facts, each once.
-        let keys: Vec<&str> = work
-            .keys
-            .iter()
-            .chain(touched_keys.difference(&work.keys))
-            .map(String::as_str)
-            .collect();
-        if !keys.is_empty() {
-            let Some(owners) = self
-                .step(shutdown, || derived::customers_of(&self.warehouse, &keys))
-                .await?
-            else {
-                return Ok(None);
-            };
-            produce.extend(owners.into_values().map(Mark::Customer));
-        }
         let customers: Vec<(&str, u64)> = work
             .marks
             .iter()
@@ -318,13 +299,6 @@ impl Deriver {
                 Mark::Day(_) => None,
             })
             .collect();
-        if !customers.is_empty() {
-            let Some(days) = self.step(shutdown, || self.customers(&customers)).await? else {
-                return Ok(None);
-            };
-            derived.customers = customers.len();
-            produce.extend(days.into_iter().map(Mark::Day));
-        }
         let days: Vec<(u16, u64)> = work
             .marks
             .iter()
@@ -333,12 +307,37 @@ impl Deriver {
                 Mark::Customer(_) => None,
             })
             .collect();
-        if !days.is_empty() {
-            if self.step(shutdown, || self.days(&days)).await?.is_none() {
-                return Ok(None);
-            }
-            derived.days = days.len();
-        }
+        let (touched, customer_days, days_done) = tokio::join!(
+            self.touch(work, shutdown.clone()),
+            async {
+                if customers.is_empty() {
+                    return Ok(Some(BTreeSet::new()));
+                }
+                self.step(&mut shutdown.clone(), || self.customers(&customers))
+                    .await
+            },
+            async {
+                if days.is_empty() {
+                    return Ok(Some(()));
+                }
+                self.step(&mut shutdown.clone(), || self.days(&days)).await
+            },
+        );
+        let (Some((touched, owners)), Some(customer_days), Some(())) =
+            (touched?, customer_days?, days_done?)
+        else {
+            return Ok(None);
+        };
+        let mut produce: BTreeSet<Mark> = work.score_days.iter().map(|d| Mark::Day(*d)).collect();
+        produce.extend(touched.days.into_iter().map(Mark::Day));
+        produce.extend(owners.into_values().map(Mark::Customer));
+        produce.extend(customer_days.into_iter().map(Mark::Day));
+        let mut derived = Derived {
+            contacts: touched.contacts,
+            customers: customers.len(),
+            days: days.len(),
+            marks_produced: 0,
+        };
         if !produce.is_empty() {
             let published = retry(
                 "kafka",
@@ -354,6 +353,45 @@ impl Deriver {
             derived.marks_produced = produce.len();
         }
         Ok(Some(derived))
+    }
+
+    /// Recomputes the work's contacts, then finds the customers of the
+    /// work's identity keys and of the touched contacts' keys.
+    async fn touch(
+        &self,
+        work: &DeriveWork,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<(TouchedContacts, std::collections::HashMap<String, String>)>> {
+        let contact_ids: Vec<&str> = work.contact_ids.iter().map(String::as_str).collect();
+        let mut touched = TouchedContacts::default();
+        if !contact_ids.is_empty() {
+            let Some(found) = self
+                .step(&mut shutdown, || self.contacts(&contact_ids))
+                .await?
+            else {
+                return Ok(None);
+            };
+            touched = found;
+        }
+        // The work's keys and those of the touched contacts' facts, each once.
+        let keys: Vec<&str> = work
+            .keys
+            .iter()
+            .chain(touched.keys.difference(&work.keys))
+            .map(String::as_str)
+            .collect();
+        if keys.is_empty() {
+            return Ok(Some((touched, Default::default())));
+        }
+        let Some(owners) = self
+            .step(&mut shutdown, || {
+                derived::customers_of(&self.warehouse, &keys)
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((touched, owners)))
     }
 
     /// Runs one ClickHouse step, retrying while ClickHouse is unavailable.
@@ -383,7 +421,9 @@ impl Deriver {
 
     /// Recomputes `contact_ids` from all their facts.
     async fn contacts(&self, contact_ids: &[&str]) -> Result<TouchedContacts, SinkError> {
+        let started = Instant::now();
         let rows = derived::contact_facts(&self.warehouse, contact_ids).await?;
+        let read = Instant::now();
         let mut facts: HashMap<&str, Vec<ContactFact>> = HashMap::new();
         let mut touched = TouchedContacts::default();
         for row in &rows {
@@ -401,7 +441,9 @@ impl Deriver {
             .map(|c| ContactRow::new(&c))
             .collect();
         touched.contacts = contacts.len();
+        let computed = Instant::now();
         self.warehouse.insert(&contacts).await?;
+        log_step("contacts", contact_ids.len(), started, read, computed);
         Ok(touched)
     }
 
@@ -410,7 +452,9 @@ impl Deriver {
     /// and after.
     async fn customers(&self, customers: &[(&str, u64)]) -> Result<BTreeSet<u16>, SinkError> {
         let ids: Vec<&str> = customers.iter().map(|(id, _)| *id).collect();
+        let started = Instant::now();
         let mut inputs = derived::customer_inputs(&self.warehouse, &ids).await?;
+        let read = Instant::now();
         let now = now_micros();
         let mut days = BTreeSet::new();
         let mut rows = Vec::with_capacity(customers.len());
@@ -443,14 +487,18 @@ impl Deriver {
                 now,
             ));
         }
+        let computed = Instant::now();
         self.warehouse.insert(&rows).await?;
+        log_step("customers", customers.len(), started, read, computed);
         Ok(days)
     }
 
     /// Recomputes the metrics of `days`, each versioned by its mark's offset.
     async fn days(&self, days: &[(u16, u64)]) -> Result<(), SinkError> {
         let list: Vec<u16> = days.iter().map(|(day, _)| *day).collect();
+        let started = Instant::now();
         let mut inputs = derived::day_inputs(&self.warehouse, &list).await?;
+        let read = Instant::now();
         let mut channel_rows = Vec::with_capacity(days.len() * Channel::ALL.len());
         let mut consistency_rows = Vec::with_capacity(days.len());
         for (day, version) in days {
@@ -496,10 +544,25 @@ impl Deriver {
             }
             consistency_rows.push(ConsistencyDayRow::new(*day, &consistency, *version));
         }
+        let computed = Instant::now();
         self.warehouse.insert(&channel_rows).await?;
         self.warehouse.insert(&consistency_rows).await?;
+        log_step("days", days.len(), started, read, computed);
         Ok(())
     }
+}
+
+/// Where a derive step's time went: reading its inputs, computing, writing
+/// its rows (steps of one round overlap).
+fn log_step(step: &str, items: usize, started: Instant, read: Instant, computed: Instant) {
+    tracing::debug!(
+        step,
+        items,
+        read_ms = (read - started).as_millis(),
+        compute_ms = (computed - read).as_millis(),
+        write_ms = computed.elapsed().as_millis(),
+        "derive step"
+    );
 }
 
 /// What recomputing a batch's contacts found.
