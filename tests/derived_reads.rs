@@ -93,11 +93,10 @@ async fn day(warehouse: &Warehouse, day: u16) -> (Vec<u64>, Vec<Option<u8>>) {
 /// The versions of the contacts and the CSAT scores a customer is computed
 /// from.
 async fn customer(warehouse: &Warehouse, id: &str) -> (Vec<u64>, Vec<(Channel, u8)>) {
-    let mut inputs = derived::customer_inputs(warehouse, &[id])
+    let inputs = derived::customer_inputs(warehouse, &[id])
         .await
         .expect("customer inputs");
-    let of_customer = inputs.remove(id).unwrap_or_default();
-    assert!(inputs.is_empty(), "inputs of customers not asked for");
+    let [of_customer] = <[_; 1]>::try_from(inputs).expect("one customer's inputs");
     (
         of_customer.contacts.iter().map(|c| c.version).collect(),
         of_customer.csat,

@@ -12,7 +12,9 @@
 //!   position and broker timestamp, which `scripts/bench` joins with the
 //!   timeline rows to measure latency.
 //! - `batch-rate`: Touchline's steady drain rate from its debug logs (the
-//!   `batch inserted` and `batches derived` lines of one or more instances).
+//!   `batch inserted` and `batches derived` lines of one or more instances),
+//!   and how busy the machine was while the source messages drained and
+//!   after, from samples of `/proc/stat`.
 //! - `histogram`: quantiles of a Prometheus histogram scraped from
 //!   `/metrics`, interpolated within buckets.
 //!
@@ -95,6 +97,11 @@ enum Command {
         /// Log files (one per instance; read together).
         #[arg(required = true)]
         logs: Vec<PathBuf>,
+        /// Samples of the machine's CPU taken meanwhile, one per line:
+        /// Unix seconds, then the first line of `/proc/stat`. Adds how busy
+        /// the machine was while the source messages drained and after.
+        #[arg(long)]
+        cpu: Option<PathBuf>,
     },
     /// Quantiles of a histogram in a `/metrics` scrape, interpolated
     /// linearly within buckets; `--before` subtracts an earlier scrape.
@@ -161,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             } => create_topics(&kafka, partitions, log_append_time).await,
             Command::Count { kafka, topics } => count(&kafka, &topics),
             Command::Drain(args) => drain(args).await,
-            Command::BatchRate { logs } => stats::batch_rate(&logs),
+            Command::BatchRate { logs, cpu } => stats::batch_rate(&logs, cpu.as_deref()),
             Command::Histogram {
                 metric,
                 quantiles,

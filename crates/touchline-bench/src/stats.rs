@@ -108,14 +108,76 @@ fn rate_of(mut batches: Vec<Batch>) -> serde_json::Value {
     })
 }
 
-pub fn batch_rate(logs: &[std::path::PathBuf]) -> anyhow::Result<serde_json::Value> {
+/// With `cpu`, samples of the machine's CPU taken meanwhile
+/// ([`parse_cpu_sample`]), the rate also says how busy the machine was while
+/// the source messages drained (`busy_draining`: first batch to the last
+/// batch of source messages) and after (`busy_after`: to the last derive
+/// round), as shares of all its cores.
+pub fn batch_rate(
+    logs: &[std::path::PathBuf],
+    cpu: Option<&Path>,
+) -> anyhow::Result<serde_json::Value> {
     let mut batches = Vec::new();
     for path in logs {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         batches.extend(text.lines().filter_map(parse_batch));
     }
-    Ok(rate_of(batches))
+    let mut rate = rate_of(batches);
+    if let Some(cpu) = cpu {
+        let text = std::fs::read_to_string(cpu)
+            .with_context(|| format!("cannot read {}", cpu.display()))?;
+        let samples: Vec<CpuSample> = text.lines().filter_map(parse_cpu_sample).collect();
+        let at = |field: &str| rate[field].as_f64();
+        if let (Some(first), Some(last_source), Some(last)) = (
+            at("first_batch_at"),
+            at("last_source_batch_at"),
+            at("last_batch_at"),
+        ) {
+            rate["busy_draining"] = json!(busy_between(&samples, first, last_source));
+            rate["busy_after"] = json!(busy_between(&samples, last_source, last));
+        }
+    }
+    Ok(rate)
+}
+
+/// The machine's CPU counters at a moment: Unix seconds, then jiffies busy
+/// and jiffies in all, over every core.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CpuSample {
+    at_s: f64,
+    busy: u64,
+    total: u64,
+}
+
+/// Parses `<Unix seconds> cpu <user> <nice> <system> <idle> <iowait> <irq>
+/// <softirq> <steal> ...`: the first line of `/proc/stat` behind the time it
+/// was read. Idle and iowait are not busy; guest time is already in user.
+fn parse_cpu_sample(line: &str) -> Option<CpuSample> {
+    let mut words = line.split_whitespace();
+    let at_s: f64 = words.next()?.parse().ok()?;
+    if words.next()? != "cpu" {
+        return None;
+    }
+    let counters: Vec<u64> = words.take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = counters.try_into().ok()?;
+    let busy = user + nice + system + irq + softirq + steal;
+    Some(CpuSample {
+        at_s,
+        busy,
+        total: busy + idle + iowait,
+    })
+}
+
+/// The share of the machine's CPU that was busy between the first and the
+/// last sample taken from `from` to `to`; `None` with fewer than two.
+fn busy_between(samples: &[CpuSample], from: f64, to: f64) -> Option<f64> {
+    let within = |s: &&CpuSample| s.at_s >= from && s.at_s <= to;
+    let first = samples.iter().find(within)?;
+    let last = samples.iter().rfind(within).filter(|last| last.at_s > first.at_s)?;
+    let total = last.total.checked_sub(first.total).filter(|t| *t > 0)?;
+    #[allow(clippy::cast_precision_loss)]
+    Some(last.busy.saturating_sub(first.busy) as f64 / total as f64)
 }
 
 /// Cumulative bucket counts `(upper bound, count)` of `metric`, in order,
@@ -255,6 +317,28 @@ mod tests {
         // and over 1 s to the last batch with source messages.
         assert!((rate["messages_per_s"].as_f64().expect("rate") - 5000.0).abs() < 1e-6);
         assert!((rate["timeline_messages_per_s"].as_f64().expect("rate") - 20_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn machine_busy_is_taken_between_the_samples_in_a_span() {
+        let samples: Vec<CpuSample> = [
+            "100.0 cpu 10 0 10 80 0 0 0 0 0 0",
+            "101.0 cpu 100 0 20 80 0 0 0 0 0 0",
+            "102.0 cpu 150 0 20 130 0 0 0 0 0 0",
+            "102.5 cpu 150 0 20 180 0 0 0 0 0 0",
+            "not a sample",
+        ]
+        .iter()
+        .filter_map(|l| parse_cpu_sample(l))
+        .collect();
+        assert_eq!(samples.len(), 4);
+        assert_eq!(samples[1].busy, 120);
+        assert_eq!(samples[1].total, 200);
+        // 100 jiffies, all busy; then 150 jiffies, 50 of them busy.
+        assert_eq!(busy_between(&samples, 100.0, 101.0), Some(1.0));
+        let after = busy_between(&samples, 101.0, 103.0).expect("two samples");
+        assert!((after - 50.0 / 150.0).abs() < 1e-9);
+        assert_eq!(busy_between(&samples, 102.6, 110.0), None);
     }
 
     #[test]

@@ -628,7 +628,8 @@ struct VersionedAssignmentRow {
     version: u64,
 }
 
-/// Everything the customers' state is computed from, by customer: their
+/// Everything the customers' state is computed from, one [`CustomerInputs`]
+/// for each of `customers` (each listed once), in their order: their
 /// identifiers now, then what carries those as its identity key.
 ///
 /// The reads by identity key list the customers, not their keys, and let
@@ -643,8 +644,12 @@ struct VersionedAssignmentRow {
 pub async fn customer_inputs(
     warehouse: &Warehouse,
     customers: &[&str],
-) -> Result<HashMap<String, CustomerInputs>, SinkError> {
-    let wanted: HashSet<&str> = customers.iter().copied().collect();
+) -> Result<Vec<CustomerInputs>, SinkError> {
+    let position: HashMap<&str, usize> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
     let by_key = |select: &str| select.replace("{keys}", KEYS_OF);
     let assignments_sql = by_key(
         "SELECT identifier, customer_id, version FROM {database}.identity_assignments \
@@ -682,59 +687,52 @@ pub async fn customer_inputs(
         |a, b| a.identifier.cmp(&b.identifier),
         |r| r.version,
     );
-    let owner: HashMap<&str, &str> = assignments
+    // Each identifier's customer, as its position in `customers`.
+    let owner: HashMap<&str, usize> = assignments
         .iter()
-        .filter(|r| wanted.contains(r.customer_id.as_str()))
-        .map(|r| (r.identifier.as_str(), r.customer_id.as_str()))
+        .filter_map(|r| {
+            Some((
+                r.identifier.as_str(),
+                *position.get(r.customer_id.as_str())?,
+            ))
+        })
         .collect();
-    let mut inputs: HashMap<String, CustomerInputs> = HashMap::new();
+    let mut inputs: Vec<CustomerInputs> = Vec::new();
+    inputs.resize_with(customers.len(), CustomerInputs::default);
     keep_newest(&mut contacts, contact_row, |r| r.version);
     for row in contacts {
-        if let Some(customer) = owner.get(row.identity_key.as_str()) {
-            inputs
-                .entry((*customer).to_owned())
-                .or_default()
-                .contacts
-                .push(row);
+        if let Some(&customer) = owner.get(row.identity_key.as_str()) {
+            inputs[customer].contacts.push(row);
         }
     }
     // Rows of `identity_channels` have no versions; copies of one are
     // harmless, as a customer's channels are a set.
     for row in channels {
-        if let (Some(customer), Some(channel)) = (
+        if let (Some(&customer), Some(channel)) = (
             owner.get(row.identity_key.as_str()),
             Channel::from_code(row.channel),
         ) {
-            inputs
-                .entry((*customer).to_owned())
-                .or_default()
-                .channels
-                .push(channel);
+            inputs[customer].channels.push(channel);
         }
     }
     keep_newest(&mut scores, score_row, |r| r.version);
     for row in scores {
-        if let (Some(customer), Some(channel), Some(csat)) = (
+        if let (Some(&customer), Some(channel), Some(csat)) = (
             owner.get(row.identity_key.as_str()),
             Channel::from_code(row.channel),
             row.csat,
         ) {
-            inputs
-                .entry((*customer).to_owned())
-                .or_default()
-                .csat
-                .push((channel, csat));
+            inputs[customer].csat.push((channel, csat));
         }
     }
     for row in stored {
-        inputs
-            .entry(row.customer_id)
-            .or_default()
-            .stored_journey_days = row
-            .journey_started_at_ms
-            .into_iter()
-            .map(day_of_ms)
-            .collect();
+        if let Some(&customer) = position.get(row.customer_id.as_str()) {
+            inputs[customer].stored_journey_days = row
+                .journey_started_at_ms
+                .into_iter()
+                .map(day_of_ms)
+                .collect();
+        }
     }
     Ok(inputs)
 }

@@ -453,13 +453,12 @@ impl Deriver {
     async fn customers(&self, customers: &[(&str, u64)]) -> Result<BTreeSet<u16>, SinkError> {
         let ids: Vec<&str> = customers.iter().map(|(id, _)| *id).collect();
         let started = Instant::now();
-        let mut inputs = derived::customer_inputs(&self.warehouse, &ids).await?;
+        let inputs = derived::customer_inputs(&self.warehouse, &ids).await?;
         let read = Instant::now();
         let now = now_micros();
         let mut days = BTreeSet::new();
         let mut rows = Vec::with_capacity(customers.len());
-        for (id, version) in customers {
-            let input = inputs.remove(*id).unwrap_or_default();
+        for ((id, version), input) in customers.iter().zip(inputs) {
             days.extend(input.stored_journey_days.iter().copied());
             let contacts: Vec<_> = input
                 .contacts

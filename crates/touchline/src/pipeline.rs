@@ -5,7 +5,8 @@
 //! that no copy of it is kept. Each batch becomes timeline rows, dead letters
 //! and the rows contacts are derived from, which are written to ClickHouse
 //! (with its identity links to Kafka, all at once) while the next batch is
-//! being read; at most one batch is being written at a time.
+//! being read; at most one batch is being written at a time. A batch of
+//! derive marks alone has nothing to write and is confirmed as it is read.
 //!
 //! Once ClickHouse has confirmed a batch, its derive work (contacts,
 //! customers, days: [`crate::derive`]) joins the next derive round, which
@@ -169,6 +170,19 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// Nothing for ClickHouse or the link topic: derive marks (and
+    /// tombstones) only.
+    fn writes_nothing(&self) -> bool {
+        let derived = &self.derived;
+        self.timeline.is_empty()
+            && self.texts.is_empty()
+            && self.dead_letters.is_empty()
+            && self.link_sets.is_empty()
+            && derived.facts.is_empty()
+            && derived.scores.is_empty()
+            && derived.channels.is_empty()
+    }
+
     fn saw_offset(&mut self, topic: &str, partition: i32, offset: i64) {
         advance(&mut self.next_offsets, topic, partition, offset + 1);
     }
@@ -371,6 +385,16 @@ impl<R: SchemaRegistry> Pipeline<R> {
                     break;
                 }
             }
+            let messages = prepared.messages;
+            // A batch of derive marks only has nothing to write: it is
+            // confirmed now, so that a round starting now takes it (a
+            // round's marks arrive in several batches).
+            let to_write = if prepared.writes_nothing() {
+                self.confirmed(prepared, Duration::ZERO, &mut totals);
+                None
+            } else {
+                Some(prepared)
+            };
             // A round that falls behind holds reading back.
             let backlogged = self.underived.messages >= backlog;
             let pace = if backlogged { Pace::Wait } else { Pace::Busy };
@@ -378,16 +402,18 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 break;
             }
             tracing::debug!(
-                messages = prepared.messages,
+                messages,
                 read_ms = read_in.as_millis(),
                 waited_for_previous_ms = waited.elapsed().as_millis(),
                 backlogged,
                 "batch read"
             );
-            writing = Some(tokio::spawn(settling(
-                self.sink.settled.clone(),
-                write(self.sink.clone(), prepared, shutdown.clone()),
-            )));
+            if let Some(prepared) = to_write {
+                writing = Some(tokio::spawn(settling(
+                    self.sink.settled.clone(),
+                    write(self.sink.clone(), prepared, shutdown.clone()),
+                )));
+            }
         }
         if let Some(write) = writing.take() {
             self.finish(write, &mut totals).await?;
@@ -422,16 +448,24 @@ impl<R: SchemaRegistry> Pipeline<R> {
     /// shutdown came first.
     async fn finish(&mut self, write: Writing, totals: &mut Totals) -> anyhow::Result<bool> {
         let started = Instant::now();
-        let (mut prepared, written) = write.await.context("a batch write panicked")??;
+        let (prepared, written) = write.await.context("a batch write panicked")??;
         if !written {
             return Ok(false);
         }
+        self.confirmed(prepared, started.elapsed(), totals);
+        Ok(true)
+    }
+
+    /// Counts a batch that ClickHouse confirmed (or that had nothing to
+    /// write) and queues its derive work for the next round; `waited` is
+    /// how long the loop waited for the write.
+    fn confirmed(&mut self, mut prepared: Prepared, waited: Duration, totals: &mut Totals) {
         tracing::debug!(
             messages = prepared.messages,
             marks = prepared.marks,
             rows = prepared.timeline.len(),
             dead_letters = prepared.dead_letters.len(),
-            waited_ms = started.elapsed().as_millis(),
+            waited_ms = waited.as_millis(),
             "batch inserted"
         );
         totals.messages += prepared.messages;
@@ -443,7 +477,6 @@ impl<R: SchemaRegistry> Pipeline<R> {
             .metrics
             .underived_messages
             .set(i64::try_from(self.underived.messages).unwrap_or(i64::MAX));
-        Ok(true)
     }
 
     /// Collects the running derive round once it is done (at `Pace::Wait`,
