@@ -159,7 +159,11 @@ fn parse_cpu_sample(line: &str) -> Option<CpuSample> {
     if words.next()? != "cpu" {
         return None;
     }
-    let counters: Vec<u64> = words.take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let counters: Vec<u64> = words
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
     let [user, nice, system, idle, iowait, irq, softirq, steal] = counters.try_into().ok()?;
     let busy = user + nice + system + irq + softirq + steal;
     Some(CpuSample {
@@ -174,7 +178,10 @@ fn parse_cpu_sample(line: &str) -> Option<CpuSample> {
 fn busy_between(samples: &[CpuSample], from: f64, to: f64) -> Option<f64> {
     let within = |s: &&CpuSample| s.at_s >= from && s.at_s <= to;
     let first = samples.iter().find(within)?;
-    let last = samples.iter().rfind(within).filter(|last| last.at_s > first.at_s)?;
+    let last = samples
+        .iter()
+        .rfind(within)
+        .filter(|last| last.at_s > first.at_s)?;
     let total = last.total.checked_sub(first.total).filter(|t| *t > 0)?;
     #[allow(clippy::cast_precision_loss)]
     Some(last.busy.saturating_sub(first.busy) as f64 / total as f64)

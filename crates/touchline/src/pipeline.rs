@@ -395,9 +395,19 @@ impl<R: SchemaRegistry> Pipeline<R> {
             } else {
                 Some(prepared)
             };
-            // A round that falls behind holds reading back.
+            // A round that falls behind holds reading back. A batch of
+            // marks alone that the linger cut short says the sources had
+            // nothing for a whole linger: the next round need not wait for
+            // another.
             let backlogged = self.underived.messages >= backlog;
-            let pace = if backlogged { Pace::Wait } else { Pace::Busy };
+            let quiet = to_write.is_none() && messages < self.config.batch_max_messages as u64;
+            let pace = if backlogged {
+                Pace::Wait
+            } else if quiet {
+                Pace::Idle
+            } else {
+                Pace::Busy
+            };
             if !self.derive(&mut deriving, &shutdown, pace).await? {
                 break;
             }
