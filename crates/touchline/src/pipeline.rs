@@ -88,7 +88,8 @@ enum Pace {
     /// Batches keep coming: once `derive_interval` has passed since the
     /// last round started.
     Busy,
-    /// Nothing new to read: at once.
+    /// Nothing new to read, or only derive marks in a batch the linger
+    /// cut short: at once.
     Idle,
     /// The backlog is full, or the pipeline drains: wait for the running
     /// round, then start at once.
