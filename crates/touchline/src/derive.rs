@@ -282,10 +282,7 @@ impl Deriver {
     /// changes call for. Waits out ClickHouse or the broker being
     /// unavailable; `Ok(None)` when shutdown came first.
     ///
-    /// The three steps run at once. Each reads what earlier rounds wrote,
-    /// and whatever one changes that another reads (a contact, a customer's
-    /// journeys) marks its customer or day for the next round, so none
-    /// needs to see another's writes.
+    /// The three steps run at once (the module docs say why that is exact).
     pub async fn run(
         &self,
         work: &DeriveWork,
