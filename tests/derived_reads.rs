@@ -5,7 +5,7 @@
 //! columns, in `PREWHERE`) or reads every version and keeps the newest
 //! itself.
 
-use touchline_clickhouse::derived::{self, ContactFactRow, ContactRow, ScoreRow};
+use touchline_clickhouse::derived::{self, ContactFactRow, ContactRow, Reads, ScoreRow};
 use touchline_clickhouse::{migrate, ClickHouseConfig, IdentityRow, Table, Warehouse};
 use touchline_model::{Channel, Topic};
 use touchline_tests::TestEnv;
@@ -74,33 +74,52 @@ async fn insert_versions<T: Table>(warehouse: &Warehouse, versions: Vec<T>) {
     }
 }
 
-/// The versions of the contacts and the CSAT scores a day is computed from.
+/// The versions of the contacts and the CSAT scores a day is computed from,
+/// the same whether its reads run one after another or at once.
 async fn day(warehouse: &Warehouse, day: u16) -> (Vec<u64>, Vec<Option<u8>>) {
-    let mut inputs = derived::day_inputs(warehouse, &[day])
-        .await
-        .expect("day inputs");
-    let of_day = inputs.remove(&day).unwrap_or_default();
-    assert!(
-        inputs.is_empty(),
-        "inputs of days not asked for: {inputs:?}"
-    );
-    (
-        of_day.contacts.iter().map(|c| c.version).collect(),
-        of_day.scores.iter().map(|s| s.csat).collect(),
-    )
+    let mut found = Vec::new();
+    for reads in [Reads::InTurn, Reads::AtOnce] {
+        let mut inputs = derived::day_inputs(warehouse, &[day], reads)
+            .await
+            .expect("day inputs");
+        let of_day = inputs.remove(&day).unwrap_or_default();
+        assert!(
+            inputs.is_empty(),
+            "inputs of days not asked for: {inputs:?}"
+        );
+        found.push((
+            of_day
+                .contacts
+                .iter()
+                .map(|c| c.version)
+                .collect::<Vec<_>>(),
+            of_day.scores.iter().map(|s| s.csat).collect::<Vec<_>>(),
+        ));
+    }
+    assert_eq!(found[0], found[1], "{day}'s inputs, in turn and at once");
+    found.swap_remove(0)
 }
 
 /// The versions of the contacts and the CSAT scores a customer is computed
-/// from.
+/// from, the same whether its reads run one after another or at once.
 async fn customer(warehouse: &Warehouse, id: &str) -> (Vec<u64>, Vec<(Channel, u8)>) {
-    let inputs = derived::customer_inputs(warehouse, &[id])
-        .await
-        .expect("customer inputs");
-    let [of_customer] = <[_; 1]>::try_from(inputs).expect("one customer's inputs");
-    (
-        of_customer.contacts.iter().map(|c| c.version).collect(),
-        of_customer.csat,
-    )
+    let mut found = Vec::new();
+    for reads in [Reads::InTurn, Reads::AtOnce] {
+        let inputs = derived::customer_inputs(warehouse, &[id], reads)
+            .await
+            .expect("customer inputs");
+        let [of_customer] = <[_; 1]>::try_from(inputs).expect("one customer's inputs");
+        found.push((
+            of_customer
+                .contacts
+                .iter()
+                .map(|c| c.version)
+                .collect::<Vec<_>>(),
+            of_customer.csat,
+        ));
+    }
+    assert_eq!(found[0], found[1], "{id}'s inputs, in turn and at once");
+    found.swap_remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

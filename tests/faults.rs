@@ -862,8 +862,7 @@ async fn clickhouse_down_under_load_bounds_memory_then_catches_up() {
     /// Resident memory the pipeline may add to its idle size while
     /// ClickHouse is down: the prefetch queue (16 MiB of messages, about
     /// 110,000 of this load, some 800 bytes each in memory), the batch being
-    /// retried and the next one (up to 50,000 messages each, the default);
-    /// about 125 MiB measured (about 100 MiB with batches of 20,000).
+    /// retried and the next one; about 100 MiB measured.
     const GROWTH_LIMIT_KIB: u64 = 160 * 1024;
     /// Growth allowed from the moment the broker holds three quarters of the
     /// load to the end of the outage: by then the pipeline has stopped

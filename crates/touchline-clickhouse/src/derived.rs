@@ -593,6 +593,17 @@ pub async fn customers_of(
         .collect())
 }
 
+/// How a derive step's reads share ClickHouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// One after another, so that batch writes running beside them wait for
+    /// one read at most: the timeline stays fresh.
+    InTurn,
+    /// All at once, when nothing else runs: ClickHouse answers one while
+    /// Touchline decodes another.
+    AtOnce,
+}
+
 /// What the pipeline recomputes a customer from.
 #[derive(Debug, Default)]
 pub struct CustomerInputs {
@@ -638,12 +649,13 @@ struct VersionedAssignmentRow {
 /// goes through `FINAL`: each reads every version of the rows that any version
 /// puts in the customers' reach, keeps the newest ([`keep_newest`]), and
 /// keeps those whose newest version is the customers' (identity keys are
-/// looked up in the assignments read). The reads run at once; a key
-/// assigned while they run is either left out (not in the assignments'
-/// answer) or, if it joined, brings its own mark.
+/// looked up in the assignments read). A key assigned while the reads run
+/// (`reads` says whether one after another or at once) is either left out
+/// (not in the assignments' answer) or, if it joined, brings its own mark.
 pub async fn customer_inputs(
     warehouse: &Warehouse,
     customers: &[&str],
+    reads: Reads,
 ) -> Result<Vec<CustomerInputs>, SinkError> {
     let position: HashMap<&str, usize> = customers
         .iter()
@@ -668,20 +680,27 @@ pub async fn customer_inputs(
          (SELECT event_id FROM {database}.scores \
           WHERE identity_key IN {keys} AND csat IS NOT NULL)",
     );
-    // The five reads do not depend on one another: ClickHouse answers them
-    // together while the answers already in are decoded.
-    let (mut assignments, mut contacts, channels, mut scores, stored) = tokio::try_join!(
-        fetch_in::<VersionedAssignmentRow, _>(warehouse, &assignments_sql, customers),
-        fetch_in::<ContactRow, _>(warehouse, &contacts_sql, customers),
-        fetch_in::<ChannelOfKeyRow, _>(warehouse, &channels_sql, customers),
-        fetch_in::<ScoreRow, _>(warehouse, &scores_sql, customers),
-        fetch_in::<StoredJourneysRow, _>(
-            warehouse,
-            "SELECT customer_id, journey_started_at_ms FROM {database}.customer_state FINAL \
-             PREWHERE customer_id IN {values}",
-            customers,
+    // The five reads do not depend on one another.
+    let assignments = fetch_in::<VersionedAssignmentRow, _>(warehouse, &assignments_sql, customers);
+    let contacts = fetch_in::<ContactRow, _>(warehouse, &contacts_sql, customers);
+    let channels = fetch_in::<ChannelOfKeyRow, _>(warehouse, &channels_sql, customers);
+    let scores = fetch_in::<ScoreRow, _>(warehouse, &scores_sql, customers);
+    let stored = fetch_in::<StoredJourneysRow, _>(
+        warehouse,
+        "SELECT customer_id, journey_started_at_ms FROM {database}.customer_state FINAL \
+         PREWHERE customer_id IN {values}",
+        customers,
+    );
+    let (mut assignments, mut contacts, channels, mut scores, stored) = match reads {
+        Reads::AtOnce => tokio::try_join!(assignments, contacts, channels, scores, stored)?,
+        Reads::InTurn => (
+            assignments.await?,
+            contacts.await?,
+            channels.await?,
+            scores.await?,
+            stored.await?,
         ),
-    )?;
+    };
     keep_newest(
         &mut assignments,
         |a, b| a.identifier.cmp(&b.identifier),
@@ -772,31 +791,35 @@ pub struct JourneyDayRow {
 /// scores are read without `FINAL` ([`keep_newest`]). A late event can move
 /// a contact's start to another day, so contacts are read in every version
 /// of those that started on one of the days in any version, and kept by the
-/// day of their newest; scores never move. The three reads run at once.
+/// day of their newest; scores never move. `reads` says whether the three
+/// reads run one after another or at once.
 pub async fn day_inputs(
     warehouse: &Warehouse,
     days: &[u16],
+    reads: Reads,
 ) -> Result<HashMap<u16, DayInputs>, SinkError> {
     let dates: Vec<String> = days.iter().map(|d| date_literal(*d)).collect();
     let wanted: HashSet<u16> = days.iter().copied().collect();
-    let (mut contacts, mut scores, journeys) = tokio::try_join!(
-        fetch_in::<ContactRow, _>(
-            warehouse,
-            "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
-             (SELECT contact_id FROM {database}.contacts WHERE toDate(started_at) IN {dates})",
-            &dates,
-        ),
-        fetch_in::<ScoreRow, _>(
-            warehouse,
-            "SELECT ?fields FROM {database}.scores PREWHERE day IN {dates}",
-            &dates,
-        ),
-        fetch_in::<JourneyDayRow, _>(
-            warehouse,
-            "SELECT ?fields FROM {database}.v_journeys WHERE toDate(started_at) IN {dates}",
-            &dates,
-        ),
-    )?;
+    let contacts = fetch_in::<ContactRow, _>(
+        warehouse,
+        "SELECT ?fields FROM {database}.contacts PREWHERE contact_id IN \
+         (SELECT contact_id FROM {database}.contacts WHERE toDate(started_at) IN {dates})",
+        &dates,
+    );
+    let scores = fetch_in::<ScoreRow, _>(
+        warehouse,
+        "SELECT ?fields FROM {database}.scores PREWHERE day IN {dates}",
+        &dates,
+    );
+    let journeys = fetch_in::<JourneyDayRow, _>(
+        warehouse,
+        "SELECT ?fields FROM {database}.v_journeys WHERE toDate(started_at) IN {dates}",
+        &dates,
+    );
+    let (mut contacts, mut scores, journeys) = match reads {
+        Reads::AtOnce => tokio::try_join!(contacts, scores, journeys)?,
+        Reads::InTurn => (contacts.await?, scores.await?, journeys.await?),
+    };
     let mut inputs: HashMap<u16, DayInputs> = HashMap::new();
     keep_newest(&mut contacts, contact_row, |r| r.version);
     for row in contacts {

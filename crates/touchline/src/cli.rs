@@ -436,7 +436,7 @@ pub struct PipelineArgs {
     /// [default: touchline]
     #[arg(long, env = "TOUCHLINE_GROUP_ID", value_name = "GROUP")]
     pub group_id: Option<String>,
-    /// Write a batch once it holds this many messages [default: 50000]
+    /// Write a batch once it holds this many messages [default: 20000]
     #[arg(long, env = "TOUCHLINE_BATCH_MAX_MESSAGES", value_name = "N")]
     pub batch_max_messages: Option<usize>,
     /// ...or this many milliseconds after it started [default: 500]
@@ -1258,7 +1258,7 @@ mod tests {
         assert_eq!(config.kafka.options["client.rack"], "flag");
         assert_eq!(config.kafka.options["linger.ms"], "5");
         assert_eq!(config.pipeline.batch_linger_ms, 20);
-        assert_eq!(config.pipeline.batch_max_messages, 50_000);
+        assert_eq!(config.pipeline.batch_max_messages, 20_000);
         // A password flag replaces the file's password_file: one setting.
         assert_eq!(
             config.clickhouse.password.as_ref().map(Secret::expose),

@@ -190,7 +190,7 @@ pub struct ClickHouseSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineSettings {
-    /// A batch is written once it holds this many messages. Default 50000.
+    /// A batch is written once it holds this many messages. Default 20000.
     pub batch_max_messages: usize,
     /// ...or this many milliseconds after it started. Default 500.
     pub batch_linger_ms: u64,
@@ -345,7 +345,7 @@ impl Default for ClickHouseSettings {
 impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
-            batch_max_messages: 50_000,
+            batch_max_messages: 20_000,
             batch_linger_ms: 500,
             derive_backlog_messages: 1_000_000,
             derive_interval_ms: 5_000,
@@ -462,7 +462,7 @@ user = "default"
 # it started, whichever comes first.
 [pipeline]
 # env TOUCHLINE_BATCH_MAX_MESSAGES, flag --batch-max-messages
-batch_max_messages = 50000
+batch_max_messages = 20000
 # env TOUCHLINE_BATCH_LINGER_MS, flag --batch-linger-ms
 batch_linger_ms = 500
 # Contacts, journeys and daily metrics are derived in rounds beside the

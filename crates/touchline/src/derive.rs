@@ -19,12 +19,15 @@
 //! The steps run in *rounds*, beside the next batches' writes: a round takes
 //! the work of every batch whose rows ClickHouse confirmed since the last
 //! round began, so one round's reads (whose cost grows with the tables, not
-//! with the batch) serve as many batches as arrived meanwhile. Within a
-//! round the contacts, the customers and the days are recomputed at once,
-//! each step's reads at once too, so that ClickHouse answers while
-//! Touchline computes: no step needs another's writes of the same round,
-//! because whatever one step changes that another reads produces a mark
-//! for the next round. A batch's offsets (its marks' included) are stored
+//! with the batch) serve as many batches as arrived meanwhile. A round
+//! that has the machine to itself (nothing new to read, or the pipeline
+//! waiting for it) recomputes the contacts, the customers and the days at
+//! once, each step's reads at once too, so that ClickHouse answers while
+//! Touchline computes; beside batch writes it runs them one after another,
+//! so that a write waits for one read at most. Either is exact: no step
+//! needs another's writes of the same round, because whatever one step
+//! changes that another reads produces a mark for the next round. A
+//! batch's offsets (its marks' included) are stored
 //! only after its rows are written, the round that covered it is done and
 //! the marks that round produced are acknowledged, so a crash repeats
 //! steps, which is harmless, and never skips one.
@@ -41,7 +44,7 @@ use rdkafka::ClientConfig;
 use tokio::sync::watch;
 use touchline_clickhouse::derived::{
     self, day_of_ms, ChannelDayRow, ConsistencyDayRow, ContactFactRow, ContactRow,
-    CustomerStateRow, IdentityChannelRow, ScoreRow,
+    CustomerStateRow, IdentityChannelRow, Reads, ScoreRow,
 };
 use touchline_clickhouse::{SinkError, Warehouse};
 use touchline_model::contact::{self, ContactFact, ContactKey};
@@ -282,10 +285,13 @@ impl Deriver {
     /// changes call for. Waits out ClickHouse or the broker being
     /// unavailable; `Ok(None)` when shutdown came first.
     ///
-    /// The three steps run at once (the module docs say why that is exact).
+    /// With [`Reads::AtOnce`] the three steps, and each step's reads, run at
+    /// once (the module docs say why that is exact); with [`Reads::InTurn`]
+    /// one after another.
     pub async fn run(
         &self,
         work: &DeriveWork,
+        reads: Reads,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Derived>> {
         let customers: Vec<(&str, u64)> = work
@@ -304,24 +310,39 @@ impl Deriver {
                 Mark::Customer(_) => None,
             })
             .collect();
-        let (touched, customer_days, days_done) = tokio::join!(
-            self.touch(work, shutdown.clone()),
-            async {
-                if customers.is_empty() {
-                    return Ok(Some(BTreeSet::new()));
-                }
-                self.step(&mut shutdown.clone(), || self.customers(&customers))
-                    .await
-            },
-            async {
-                if days.is_empty() {
-                    return Ok(Some(()));
-                }
-                self.step(&mut shutdown.clone(), || self.days(&days)).await
-            },
-        );
+        let touch = self.touch(work, shutdown.clone());
+        let customers_step = async {
+            if customers.is_empty() {
+                return Ok(Some(BTreeSet::new()));
+            }
+            self.step(&mut shutdown.clone(), || self.customers(&customers, reads))
+                .await
+        };
+        let days_step = async {
+            if days.is_empty() {
+                return Ok(Some(()));
+            }
+            self.step(&mut shutdown.clone(), || self.days(&days, reads))
+                .await
+        };
+        let (touched, customer_days, days_done) = match reads {
+            Reads::AtOnce => {
+                let (touched, customer_days, days_done) =
+                    tokio::join!(touch, customers_step, days_step);
+                (touched?, customer_days?, days_done?)
+            }
+            Reads::InTurn => {
+                let Some(touched) = touch.await? else {
+                    return Ok(None);
+                };
+                let Some(customer_days) = customers_step.await? else {
+                    return Ok(None);
+                };
+                (Some(touched), Some(customer_days), days_step.await?)
+            }
+        };
         let (Some((touched, owners)), Some(customer_days), Some(())) =
-            (touched?, customer_days?, days_done?)
+            (touched, customer_days, days_done)
         else {
             return Ok(None);
         };
@@ -447,10 +468,14 @@ impl Deriver {
     /// Recomputes the journeys and stats of `customers`, each versioned by
     /// its mark's offset; returns the start days of their journeys before
     /// and after.
-    async fn customers(&self, customers: &[(&str, u64)]) -> Result<BTreeSet<u16>, SinkError> {
+    async fn customers(
+        &self,
+        customers: &[(&str, u64)],
+        reads: Reads,
+    ) -> Result<BTreeSet<u16>, SinkError> {
         let ids: Vec<&str> = customers.iter().map(|(id, _)| *id).collect();
         let started = Instant::now();
-        let inputs = derived::customer_inputs(&self.warehouse, &ids).await?;
+        let inputs = derived::customer_inputs(&self.warehouse, &ids, reads).await?;
         let read = Instant::now();
         let now = now_micros();
         let mut days = BTreeSet::new();
@@ -490,10 +515,10 @@ impl Deriver {
     }
 
     /// Recomputes the metrics of `days`, each versioned by its mark's offset.
-    async fn days(&self, days: &[(u16, u64)]) -> Result<(), SinkError> {
+    async fn days(&self, days: &[(u16, u64)], reads: Reads) -> Result<(), SinkError> {
         let list: Vec<u16> = days.iter().map(|(day, _)| *day).collect();
         let started = Instant::now();
-        let mut inputs = derived::day_inputs(&self.warehouse, &list).await?;
+        let mut inputs = derived::day_inputs(&self.warehouse, &list, reads).await?;
         let read = Instant::now();
         let mut channel_rows = Vec::with_capacity(days.len() * Channel::ALL.len());
         let mut consistency_rows = Vec::with_capacity(days.len());

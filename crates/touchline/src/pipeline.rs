@@ -43,6 +43,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use touchline_avro::{Decoder, SchemaRegistry};
+use touchline_clickhouse::derived::Reads;
 use touchline_clickhouse::{
     DeadLetterRow, SinkError, SourcePosition, Table, TextRow, TimelineRow, Warehouse,
 };
@@ -341,7 +342,8 @@ impl<R: SchemaRegistry> Pipeline<R> {
                     }
                 }
                 let pace = if idle { Pace::Idle } else { Pace::Busy };
-                if !self.derive(&mut deriving, &shutdown, pace).await? {
+                let reads = reads_beside(writing.is_some());
+                if !self.derive(&mut deriving, &shutdown, pace, reads).await? {
                     break;
                 }
                 if !idle || !self.config.until_caught_up {
@@ -409,7 +411,8 @@ impl<R: SchemaRegistry> Pipeline<R> {
             } else {
                 Pace::Busy
             };
-            if !self.derive(&mut deriving, &shutdown, pace).await? {
+            let reads = reads_beside(to_write.is_some());
+            if !self.derive(&mut deriving, &shutdown, pace, reads).await? {
                 break;
             }
             tracing::debug!(
@@ -432,7 +435,10 @@ impl<R: SchemaRegistry> Pipeline<R> {
         // Every confirmed batch is derived before the last commit (unless
         // shutdown came while ClickHouse or the broker was unavailable).
         while deriving.is_some() || self.underived.batches > 0 {
-            if !self.derive(&mut deriving, &shutdown, Pace::Wait).await? {
+            if !self
+                .derive(&mut deriving, &shutdown, Pace::Wait, Reads::AtOnce)
+                .await?
+            {
                 break;
             }
         }
@@ -493,12 +499,14 @@ impl<R: SchemaRegistry> Pipeline<R> {
     /// Collects the running derive round once it is done (at `Pace::Wait`,
     /// waiting for it), storing the offsets of the batches it covered; then,
     /// if none is running, starts the next one over the confirmed batches
-    /// that wait, as `pace` allows. `Ok(false)` when shutdown came first.
+    /// that wait, as `pace` allows, its reads as `reads` says. `Ok(false)`
+    /// when shutdown came first.
     async fn derive(
         &mut self,
         deriving: &mut Option<Deriving>,
         shutdown: &watch::Receiver<bool>,
         pace: Pace,
+        reads: Reads,
     ) -> anyhow::Result<bool> {
         if let Some(round) = deriving.take_if(|round| pace == Pace::Wait || round.is_finished()) {
             let (covered, done) = round.await.context("a derive round panicked")??;
@@ -521,7 +529,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 self.round_started = Instant::now();
                 *deriving = Some(tokio::spawn(settling(
                     self.sink.settled.clone(),
-                    derive(self.sink.clone(), round, shutdown.clone()),
+                    derive(self.sink.clone(), round, reads, shutdown.clone()),
                 )));
             }
         }
@@ -841,15 +849,28 @@ async fn write(
     Ok((prepared, written))
 }
 
+/// How a derive round starting now reads: one query at a time beside a
+/// batch's write, so that the write waits for one read at most and the
+/// timeline stays fresh; at once when it has ClickHouse to itself (after a
+/// backlog, batches of derive marks alone have nothing to write).
+fn reads_beside(writing: bool) -> Reads {
+    if writing {
+        Reads::InTurn
+    } else {
+        Reads::AtOnce
+    }
+}
+
 /// Runs the derive round of confirmed batches; hands them back with `true`
 /// once it is done, `false` when shutdown came first.
 async fn derive(
     sink: Sink,
     round: Underived,
+    reads: Reads,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(Underived, bool)> {
     let started = Instant::now();
-    let Some(done) = sink.deriver.run(&round.work, &mut shutdown).await? else {
+    let Some(done) = sink.deriver.run(&round.work, reads, &mut shutdown).await? else {
         return Ok((round, false));
     };
     let took = started.elapsed();
@@ -860,6 +881,7 @@ async fn derive(
         customers = done.customers,
         days = done.days,
         marks_produced = done.marks_produced,
+        at_once = reads == Reads::AtOnce,
         derive_ms = took.as_millis(),
         "derive round"
     );
