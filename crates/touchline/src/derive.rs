@@ -19,12 +19,14 @@
 //! The steps run in *rounds*, beside the next batches' writes: a round takes
 //! the work of every batch whose rows ClickHouse confirmed since the last
 //! round began, so one round's reads (whose cost grows with the tables, not
-//! with the batch) serve as many batches as arrived meanwhile. A round
-//! that has the machine to itself (nothing new to read, or the pipeline
-//! waiting for it) recomputes the contacts, the customers and the days at
-//! once, each step's reads at once too, so that ClickHouse answers while
-//! Touchline computes; beside batch writes it runs them one after another,
-//! so that a write waits for one read at most. Either is exact: no step
+//! with the batch) serve as many batches as arrived meanwhile. While source
+//! messages keep coming, a round runs its steps and their reads one after
+//! another, so that each batch's write waits for one read at most; once
+//! they stopped (as after a backlog, when batches of derive marks have
+//! nothing to write) the round has ClickHouse to itself and recomputes the
+//! contacts, the customers and the days at once, each step's reads at once
+//! too, so that ClickHouse answers while Touchline computes. Either is
+//! exact: no step
 //! needs another's writes of the same round, because whatever one step
 //! changes that another reads produces a mark for the next round. A
 //! batch's offsets (its marks' included) are stored

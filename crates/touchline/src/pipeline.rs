@@ -134,6 +134,9 @@ pub struct Pipeline<R> {
     underived: Underived,
     /// When the last derive round started.
     round_started: Instant,
+    /// Whether the last batch read had rows to write: source messages keep
+    /// coming, so a round shares ClickHouse with their writes.
+    sources_flowing: bool,
 }
 
 /// Where a batch goes: what a write task needs, cheap to clone.
@@ -306,6 +309,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
             phones: Mutex::new(PhoneCache::new(PHONE_CACHE_CAPACITY)),
             underived: Underived::default(),
             round_started: Instant::now(),
+            sources_flowing: false,
         })
     }
 
@@ -342,7 +346,10 @@ impl<R: SchemaRegistry> Pipeline<R> {
                     }
                 }
                 let pace = if idle { Pace::Idle } else { Pace::Busy };
-                let reads = reads_beside(writing.is_some());
+                if idle {
+                    self.sources_flowing = false;
+                }
+                let reads = reads_beside(self.sources_flowing);
                 if !self.derive(&mut deriving, &shutdown, pace, reads).await? {
                     break;
                 }
@@ -411,7 +418,8 @@ impl<R: SchemaRegistry> Pipeline<R> {
             } else {
                 Pace::Busy
             };
-            let reads = reads_beside(to_write.is_some());
+            self.sources_flowing = to_write.is_some();
+            let reads = reads_beside(self.sources_flowing);
             if !self.derive(&mut deriving, &shutdown, pace, reads).await? {
                 break;
             }
@@ -849,12 +857,13 @@ async fn write(
     Ok((prepared, written))
 }
 
-/// How a derive round starting now reads: one query at a time beside a
-/// batch's write, so that the write waits for one read at most and the
-/// timeline stays fresh; at once when it has ClickHouse to itself (after a
-/// backlog, batches of derive marks alone have nothing to write).
-fn reads_beside(writing: bool) -> Reads {
-    if writing {
+/// How a derive round starting now reads: one query at a time while source
+/// messages keep coming, so that each batch's write waits for one read at
+/// most and the timeline stays fresh; at once when they stopped (nothing
+/// read for a linger, or batches of derive marks alone, as after a
+/// backlog), and the round has ClickHouse to itself.
+fn reads_beside(sources_flowing: bool) -> Reads {
+    if sources_flowing {
         Reads::InTurn
     } else {
         Reads::AtOnce
