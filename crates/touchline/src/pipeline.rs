@@ -135,7 +135,8 @@ pub struct Pipeline<R> {
     /// When the last derive round started.
     round_started: Instant,
     /// Whether the last batch read had rows to write: source messages keep
-    /// coming, so a round shares ClickHouse with their writes.
+    /// coming, so a round shares ClickHouse with their writes (read one
+    /// query at a time).
     sources_flowing: bool,
 }
 
@@ -349,8 +350,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 if idle {
                     self.sources_flowing = false;
                 }
-                let reads = reads_beside(self.sources_flowing);
-                if !self.derive(&mut deriving, &shutdown, pace, reads).await? {
+                if !self.derive(&mut deriving, &shutdown, pace).await? {
                     break;
                 }
                 if !idle || !self.config.until_caught_up {
@@ -419,8 +419,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 Pace::Busy
             };
             self.sources_flowing = to_write.is_some();
-            let reads = reads_beside(self.sources_flowing);
-            if !self.derive(&mut deriving, &shutdown, pace, reads).await? {
+            if !self.derive(&mut deriving, &shutdown, pace).await? {
                 break;
             }
             tracing::debug!(
@@ -440,13 +439,11 @@ impl<R: SchemaRegistry> Pipeline<R> {
         if let Some(write) = writing.take() {
             self.finish(write, &mut totals).await?;
         }
+        self.sources_flowing = false;
         // Every confirmed batch is derived before the last commit (unless
         // shutdown came while ClickHouse or the broker was unavailable).
         while deriving.is_some() || self.underived.batches > 0 {
-            if !self
-                .derive(&mut deriving, &shutdown, Pace::Wait, Reads::AtOnce)
-                .await?
-            {
+            if !self.derive(&mut deriving, &shutdown, Pace::Wait).await? {
                 break;
             }
         }
@@ -507,14 +504,12 @@ impl<R: SchemaRegistry> Pipeline<R> {
     /// Collects the running derive round once it is done (at `Pace::Wait`,
     /// waiting for it), storing the offsets of the batches it covered; then,
     /// if none is running, starts the next one over the confirmed batches
-    /// that wait, as `pace` allows, its reads as `reads` says. `Ok(false)`
-    /// when shutdown came first.
+    /// that wait, as `pace` allows. `Ok(false)` when shutdown came first.
     async fn derive(
         &mut self,
         deriving: &mut Option<Deriving>,
         shutdown: &watch::Receiver<bool>,
         pace: Pace,
-        reads: Reads,
     ) -> anyhow::Result<bool> {
         if let Some(round) = deriving.take_if(|round| pace == Pace::Wait || round.is_finished()) {
             let (covered, done) = round.await.context("a derive round panicked")??;
@@ -535,6 +530,16 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 self.derived(&round)?;
             } else {
                 self.round_started = Instant::now();
+                // While source messages keep coming, one read at a time, so
+                // that each batch's write waits for one read at most and the
+                // timeline stays fresh; once they stopped (nothing read for
+                // a linger, or batches of derive marks alone, as after a
+                // backlog) the round has ClickHouse to itself.
+                let reads = if self.sources_flowing {
+                    Reads::InTurn
+                } else {
+                    Reads::AtOnce
+                };
                 *deriving = Some(tokio::spawn(settling(
                     self.sink.settled.clone(),
                     derive(self.sink.clone(), round, reads, shutdown.clone()),
@@ -855,19 +860,6 @@ async fn write(
     );
     let written = published && dead? && timeline? && texts? && facts? && scores? && channels?;
     Ok((prepared, written))
-}
-
-/// How a derive round starting now reads: one query at a time while source
-/// messages keep coming, so that each batch's write waits for one read at
-/// most and the timeline stays fresh; at once when they stopped (nothing
-/// read for a linger, or batches of derive marks alone, as after a
-/// backlog), and the round has ClickHouse to itself.
-fn reads_beside(sources_flowing: bool) -> Reads {
-    if sources_flowing {
-        Reads::InTurn
-    } else {
-        Reads::AtOnce
-    }
 }
 
 /// Runs the derive round of confirmed batches; hands them back with `true`
