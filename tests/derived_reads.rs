@@ -74,11 +74,24 @@ async fn insert_versions<T: Table>(warehouse: &Warehouse, versions: Vec<T>) {
     }
 }
 
+/// What `read` finds, which must be the same whether the reads run one
+/// after another or at once.
+async fn in_both_modes<T, F, Fut>(what: &str, read: F) -> T
+where
+    T: PartialEq + std::fmt::Debug,
+    F: Fn(Reads) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let in_turn = read(Reads::InTurn).await;
+    let at_once = read(Reads::AtOnce).await;
+    assert_eq!(in_turn, at_once, "{what}, in turn and at once");
+    in_turn
+}
+
 /// The versions of the contacts and the CSAT scores a day is computed from,
 /// the same whether its reads run one after another or at once.
 async fn day(warehouse: &Warehouse, day: u16) -> (Vec<u64>, Vec<Option<u8>>) {
-    let mut found = Vec::new();
-    for reads in [Reads::InTurn, Reads::AtOnce] {
+    in_both_modes(&format!("{day}'s inputs"), |reads| async move {
         let mut inputs = derived::day_inputs(warehouse, &[day], reads)
             .await
             .expect("day inputs");
@@ -87,39 +100,28 @@ async fn day(warehouse: &Warehouse, day: u16) -> (Vec<u64>, Vec<Option<u8>>) {
             inputs.is_empty(),
             "inputs of days not asked for: {inputs:?}"
         );
-        found.push((
-            of_day
-                .contacts
-                .iter()
-                .map(|c| c.version)
-                .collect::<Vec<_>>(),
-            of_day.scores.iter().map(|s| s.csat).collect::<Vec<_>>(),
-        ));
-    }
-    assert_eq!(found[0], found[1], "{day}'s inputs, in turn and at once");
-    found.swap_remove(0)
+        (
+            of_day.contacts.iter().map(|c| c.version).collect(),
+            of_day.scores.iter().map(|s| s.csat).collect(),
+        )
+    })
+    .await
 }
 
 /// The versions of the contacts and the CSAT scores a customer is computed
 /// from, the same whether its reads run one after another or at once.
 async fn customer(warehouse: &Warehouse, id: &str) -> (Vec<u64>, Vec<(Channel, u8)>) {
-    let mut found = Vec::new();
-    for reads in [Reads::InTurn, Reads::AtOnce] {
+    in_both_modes(&format!("{id}'s inputs"), |reads| async move {
         let inputs = derived::customer_inputs(warehouse, &[id], reads)
             .await
             .expect("customer inputs");
         let [of_customer] = <[_; 1]>::try_from(inputs).expect("one customer's inputs");
-        found.push((
-            of_customer
-                .contacts
-                .iter()
-                .map(|c| c.version)
-                .collect::<Vec<_>>(),
+        (
+            of_customer.contacts.iter().map(|c| c.version).collect(),
             of_customer.csat,
-        ));
-    }
-    assert_eq!(found[0], found[1], "{id}'s inputs, in turn and at once");
-    found.swap_remove(0)
+        )
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
