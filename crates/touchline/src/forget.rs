@@ -91,7 +91,7 @@ pub async fn forget(
             let payload = payload.filter(|p| !p.is_empty())?;
             let ids = String::from_utf8_lossy(&payload)
                 .lines()
-                .filter_map(|line| Identifier::parse(line).ok())
+                .filter_map(|line| Identifier::parse_normal(line).ok())
                 .collect();
             Some((key, ids))
         })

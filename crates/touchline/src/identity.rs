@@ -323,7 +323,7 @@ impl Identity {
         let key = String::from_utf8_lossy(payload);
         let set: Vec<Identifier> = key
             .lines()
-            .filter_map(|line| match Identifier::parse(line) {
+            .filter_map(|line| match Identifier::parse_normal(line) {
                 Ok(id) => Some(id),
                 Err(error) => {
                     tracing::warn!(%error, "skipping an unreadable identity link");

@@ -203,6 +203,23 @@ impl Identifier {
         Identifier::new(kind, raw)
     }
 
+    /// Parses a typed form that Touchline wrote, a normal form already (the
+    /// link topic's lines): the same identifier as [`Identifier::parse`]
+    /// gives, without parsing a phone number again. A phone value in E.164
+    /// form (`+`, then 7 to 15 digits, the first not 0) is taken as it is:
+    /// libphonenumber accepted it when the link was written, and parsing it
+    /// again was most of what following the link topic cost. Anything else
+    /// is normalised by [`Identifier::parse`].
+    pub fn parse_normal(typed: &str) -> Result<Identifier, IdentifierError> {
+        match typed.strip_prefix("phone:") {
+            Some(value) if is_e164(value) => Ok(Identifier {
+                kind: IdKind::Phone,
+                value: value.to_owned(),
+            }),
+            _ => Identifier::parse(typed),
+        }
+    }
+
     /// `account:<trimmed>`.
     pub fn account(raw: &str) -> Result<Identifier, IdentifierError> {
         Ok(Identifier {
@@ -323,6 +340,17 @@ impl FromStr for Identifier {
     fn from_str(typed: &str) -> Result<Identifier, IdentifierError> {
         Identifier::parse(typed)
     }
+}
+
+/// Whether `value` is written as an E.164 number: `+`, then 7 to 15 digits,
+/// the first not 0. Says nothing of whether the number exists.
+fn is_e164(value: &str) -> bool {
+    let Some(digits) = value.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
 }
 
 fn non_empty(kind: IdKind, raw: &str) -> Result<&str, IdentifierError> {

@@ -158,6 +158,34 @@ fn normal_forms_parse_back_to_themselves() {
 }
 
 #[test]
+fn normal_forms_parse_back_without_libphonenumber_to_the_same_identifier() {
+    for &(kind, raw, _) in CASES {
+        let Ok(id) = Identifier::new(kind, raw) else {
+            continue;
+        };
+        assert_eq!(Identifier::parse_normal(&id.as_string()), Ok(id));
+    }
+    // What is not a normal form is normalised as `parse` does it.
+    for typed in [
+        "phone:010-1234-5678",
+        "phone:+82 10 1234 5678",
+        "phone:821012345678",
+        "phone:+0821012345678",
+        "phone:+82",
+        "phone:anonymous",
+        "email: X@Y.Z ",
+        "Email:x@y.z",
+        "x@y.z",
+    ] {
+        assert_eq!(
+            Identifier::parse_normal(typed),
+            Identifier::parse(typed),
+            "{typed}"
+        );
+    }
+}
+
+#[test]
 fn typed_strings() {
     let cases: &[(&str, Result<&str, &str>)] = &[
         ("email:x@y.z", Ok("email:x@y.z")),
