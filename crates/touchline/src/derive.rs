@@ -35,13 +35,12 @@
 //! steps, which is harmless, and never skips one.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 // foldhash (seeded per process), not SipHash: these sets take every event's
 // identity key and contact id.
 use hashbrown::{HashMap, HashSet};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use tokio::sync::watch;
 use touchline_clickhouse::derived::{
@@ -59,6 +58,7 @@ use touchline_model::{Channel, SourceRecord, UnifiedEvent};
 use crate::identity::ensure_topic;
 use crate::metrics::Metrics;
 use crate::pipeline::{now_micros, retry};
+use crate::produce::BatchProducer;
 
 /// The mark topic's name, after the topic prefix.
 pub const MARK_TOPIC: &str = "touchline.derive.marks";
@@ -225,7 +225,7 @@ pub struct Deriver {
 #[derive(Clone)]
 pub struct MarkProducer {
     topic: String,
-    producer: FutureProducer,
+    producer: BatchProducer,
 }
 
 impl MarkProducer {
@@ -233,12 +233,7 @@ impl MarkProducer {
     pub async fn new(client: &ClientConfig, topic_prefix: &str) -> anyhow::Result<MarkProducer> {
         let topic = format!("{topic_prefix}{MARK_TOPIC}");
         ensure_topic(client, &topic, MARK_PARTITIONS).await?;
-        let producer: FutureProducer = client
-            .clone()
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .create()
-            .context("cannot create the derive-mark producer")?;
+        let producer = BatchProducer::new(client, "derive-mark")?;
         Ok(MarkProducer { topic, producer })
     }
 
@@ -250,20 +245,10 @@ impl MarkProducer {
     /// Produces `marks` and waits until the broker has them all.
     pub async fn publish(&self, marks: &BTreeSet<Mark>) -> anyhow::Result<()> {
         let keys: Vec<String> = marks.iter().map(Mark::key).collect();
-        let deliveries = keys.iter().map(|key| {
-            self.producer.send(
-                FutureRecord::to(&self.topic)
-                    .key(key.as_bytes())
-                    .payload(key.as_bytes()),
-                Duration::from_secs(30),
-            )
-        });
-        for delivery in futures::future::join_all(deliveries).await {
-            if let Err((error, _)) = delivery {
-                bail!("cannot produce derive marks to {}: {error}", self.topic);
-            }
-        }
-        Ok(())
+        self.producer
+            .send_keys(&self.topic, None, &keys)
+            .await
+            .with_context(|| format!("cannot produce derive marks to {}", self.topic))
     }
 }
 

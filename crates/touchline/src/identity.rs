@@ -27,7 +27,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -39,6 +39,7 @@ use touchline_model::{Fingerprint, Pseudonymiser};
 use crate::derive::{Mark, MarkProducer};
 use crate::metrics::Metrics;
 use crate::pipeline::{now_micros, retry};
+use crate::produce::BatchProducer;
 
 /// The link topic's name, after the topic prefix.
 pub const LINK_TOPIC: &str = "touchline.identity.links";
@@ -57,7 +58,7 @@ const OFFSET_BITS: u32 = 40;
 pub struct Identity {
     topic: String,
     suppression_topic: String,
-    producer: FutureProducer,
+    producer: BatchProducer,
     /// Fingerprints of erased identifiers.
     suppressed: RwLock<HashSet<Fingerprint>>,
     /// Every identifier and customer id reaches ClickHouse through it.
@@ -85,12 +86,7 @@ impl Identity {
         ensure_topic(client, &topic, 1).await?;
         let suppression_topic = format!("{topic_prefix}{SUPPRESSION_TOPIC}");
         ensure_topic(client, &suppression_topic, 1).await?;
-        let producer: FutureProducer = client
-            .clone()
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .create()
-            .context("cannot create the identity-link producer")?;
+        let producer = BatchProducer::new(client, "identity-link")?;
         Ok(Arc::new(Identity {
             topic,
             suppression_topic,
@@ -119,24 +115,17 @@ impl Identity {
                 }
             }
         }
-        let deliveries = fresh.iter().map(|key| {
-            self.producer.send(
-                FutureRecord::to(&self.topic)
-                    .partition(LINK_PARTITION)
-                    .key(key.as_bytes())
-                    .payload(key.as_bytes()),
-                Duration::from_secs(30),
-            )
-        });
-        for delivery in futures::future::join_all(deliveries).await {
-            if let Err((error, _)) = delivery {
-                // Forget this batch's sets so that the retry sends them again.
-                let mut known = lock(&self.known);
-                for key in &fresh {
-                    known.remove(&self.hash(key));
-                }
-                bail!("cannot produce identity links to {}: {error}", self.topic);
+        let sent = self
+            .producer
+            .send_keys(&self.topic, Some(LINK_PARTITION), &fresh)
+            .await;
+        if let Err(error) = sent {
+            // Forget this batch's sets so that the retry sends them again.
+            let mut known = lock(&self.known);
+            for key in &fresh {
+                known.remove(&self.hash(key));
             }
+            bail!("cannot produce identity links to {}: {error}", self.topic);
         }
         self.metrics.links_produced.inc_by(fresh.len() as u64);
         Ok(())
@@ -636,27 +625,19 @@ mod tests {
         client.set("bootstrap.servers", &brokers);
         let topic = format!("t.scan_{}_{}.links", std::process::id(), now_micros());
         ensure_topic(&client, &topic, 1).await.expect("topic");
-        let producer: FutureProducer = client
-            .clone()
-            .set("linger.ms", "5")
-            .create()
-            .expect("producer");
+        let producer = BatchProducer::new(&client, "test").expect("producer");
         // 50 messages every 20 ms, each batch acknowledged before it counts.
         let written = Arc::new(AtomicI64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn({
             let (written, stop, topic) = (written.clone(), stop.clone(), topic.clone());
             async move {
+                let links = vec!["link".to_owned(); 50];
                 while !stop.load(Ordering::SeqCst) {
-                    let sends = (0..50).map(|_| {
-                        producer.send(
-                            FutureRecord::to(&topic).key("k").payload("link"),
-                            Duration::from_secs(10),
-                        )
-                    });
-                    for sent in futures::future::join_all(sends).await {
-                        sent.expect("produced");
-                    }
+                    producer
+                        .send_keys(&topic, None, &links)
+                        .await
+                        .expect("produced");
                     written.fetch_add(50, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }

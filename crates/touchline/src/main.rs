@@ -12,6 +12,7 @@ mod health;
 mod identity;
 mod metrics;
 mod pipeline;
+mod produce;
 mod progress;
 mod replay;
 
