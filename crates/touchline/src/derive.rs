@@ -37,7 +37,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail};
 // foldhash (seeded per process), not SipHash: these sets take every event's
 // identity key and contact id.
 use hashbrown::{HashMap, HashSet};
@@ -248,7 +248,7 @@ impl MarkProducer {
         self.producer
             .send_keys(&self.topic, None, &keys)
             .await
-            .with_context(|| format!("cannot produce derive marks to {}", self.topic))
+            .map_err(|error| anyhow!("cannot produce derive marks to {}: {error}", self.topic))
     }
 }
 
