@@ -19,7 +19,8 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::Notify;
 
 /// How long a record may wait for room in librdkafka's queue before its
-/// batch fails (`FutureProducer::send`'s queue timeout before).
+/// batch fails: the queue timeout the marks and links had before, with
+/// `FutureProducer::send`.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A producer that sends batches and waits for each as a whole.
