@@ -204,12 +204,13 @@ impl Identifier {
     }
 
     /// Parses a typed form that Touchline wrote, a normal form already (the
-    /// link topic's lines): the same identifier as [`Identifier::parse`]
-    /// gives, without parsing a phone number again. A phone value in E.164
-    /// form (`+`, then 7 to 15 digits, the first not 0) is taken as it is:
-    /// libphonenumber accepted it when the link was written, and parsing it
-    /// again was most of what following the link topic cost. Anything else
-    /// is normalised by [`Identifier::parse`].
+    /// link topic's lines), without parsing a phone number again: for such
+    /// a line, the same identifier as [`Identifier::parse`] gives. A phone
+    /// value in E.164 form (`+`, then 7 to 15 digits, the first not 0) is
+    /// taken as it is, since libphonenumber accepted it when the link was
+    /// written (a later metadata update that would reject it leaves the
+    /// link standing); parsing it again was most of what following the
+    /// link topic cost. Anything else is normalised by [`Identifier::parse`].
     pub fn parse_normal(typed: &str) -> Result<Identifier, IdentifierError> {
         match typed.strip_prefix("phone:") {
             Some(value) if is_e164(value) => Ok(Identifier {
