@@ -26,13 +26,12 @@
 //! nothing to write) the round has ClickHouse to itself and recomputes the
 //! contacts, the customers and the days at once, each step's reads at once
 //! too, so that ClickHouse answers while Touchline computes. Either is
-//! exact: no step
-//! needs another's writes of the same round, because whatever one step
-//! changes that another reads produces a mark for the next round. A
-//! batch's offsets (its marks' included) are stored
-//! only after its rows are written, the round that covered it is done and
-//! the marks that round produced are acknowledged, so a crash repeats
-//! steps, which is harmless, and never skips one.
+//! exact: no step needs another's writes of the same round, because
+//! whatever one step changes that another reads produces a mark for the
+//! next round. A batch's offsets (its marks' included) are stored only
+//! after its rows are written, the round that covered it is done and the
+//! marks that round produced are acknowledged, so a crash repeats steps,
+//! which is harmless, and never skips one.
 
 use std::collections::BTreeSet;
 use std::time::Instant;

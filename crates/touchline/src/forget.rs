@@ -32,7 +32,7 @@ use touchline_model::{Fingerprint, Pseudonymiser};
 
 use crate::config::Config;
 use crate::derive::{Mark, MarkProducer};
-use crate::identity::{ensure_topic, read_whole, LINK_TOPIC, SUPPRESSION_TOPIC};
+use crate::identity::{ensure_topic, link_set, read_whole, LINK_TOPIC, SUPPRESSION_TOPIC};
 
 /// How long ClickHouse may take to apply the deletes of one round.
 const MUTATION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -89,11 +89,7 @@ pub async fn forget(
         .into_iter()
         .filter_map(|(key, payload)| {
             let payload = payload.filter(|p| !p.is_empty())?;
-            let ids = String::from_utf8_lossy(&payload)
-                .lines()
-                .filter_map(|line| Identifier::parse_normal(line).ok())
-                .collect();
-            Some((key, ids))
+            Some((key, link_set(&String::from_utf8_lossy(&payload))))
         })
         .collect();
     let members = customer_of(identifier, &sets, &suppressed, &pseudonymiser);

@@ -309,16 +309,7 @@ impl Identity {
             return;
         };
         let key = String::from_utf8_lossy(payload);
-        let set: Vec<Identifier> = key
-            .lines()
-            .filter_map(|line| match Identifier::parse_normal(line) {
-                Ok(id) => Some(id),
-                Err(error) => {
-                    tracing::warn!(%error, "skipping an unreadable identity link");
-                    None
-                }
-            })
-            .collect();
+        let set = link_set(&key);
         lock(&self.known).insert(self.hash(&key));
         if self.is_suppressed(&set) {
             return;
@@ -433,6 +424,20 @@ impl Identity {
 fn link_key(set: &[Identifier]) -> String {
     let typed: Vec<String> = set.iter().map(Identifier::as_string).collect();
     typed.join("\n")
+}
+
+/// The identifiers of a link key ([`link_key`]), skipping (with a warning)
+/// a line that is not one.
+pub fn link_set(key: &str) -> Vec<Identifier> {
+    key.lines()
+        .filter_map(|line| match Identifier::parse_normal(line) {
+            Ok(id) => Some(id),
+            Err(error) => {
+                tracing::warn!(%error, "skipping an unreadable identity link");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The end (high watermark) of partition 0 of `topic`. Blocking.
