@@ -439,6 +439,10 @@ pub struct PipelineArgs {
     /// Write a batch once it holds this many messages [default: 20000]
     #[arg(long, env = "TOUCHLINE_BATCH_MAX_MESSAGES", value_name = "N")]
     pub batch_max_messages: Option<usize>,
+    /// ...or up to this many while at least as many wait on the broker
+    /// unread [default: 60000]
+    #[arg(long, env = "TOUCHLINE_BATCH_CATCH_UP_MESSAGES", value_name = "N")]
+    pub batch_catch_up_messages: Option<usize>,
     /// ...or this many milliseconds after it started [default: 500]
     #[arg(long, env = "TOUCHLINE_BATCH_LINGER_MS", value_name = "MS")]
     pub batch_linger_ms: Option<u64>,
@@ -575,6 +579,10 @@ impl SettingsArgs {
         set(
             &mut config.pipeline.batch_max_messages,
             pipeline.batch_max_messages,
+        );
+        set(
+            &mut config.pipeline.batch_catch_up_messages,
+            pipeline.batch_catch_up_messages,
         );
         set(
             &mut config.pipeline.batch_linger_ms,
@@ -918,6 +926,7 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
         group_id: config.kafka.group_id.clone(),
         topic_prefix: config.kafka.topic_prefix.clone(),
         batch_max_messages: config.pipeline.batch_max_messages,
+        batch_catch_up_messages: config.pipeline.batch_catch_up_messages,
         batch_linger: Duration::from_millis(config.pipeline.batch_linger_ms),
         derive_backlog_messages: config.pipeline.derive_backlog_messages,
         derive_interval: Duration::from_millis(config.pipeline.derive_interval_ms),
@@ -946,8 +955,8 @@ async fn run(config: Config, until_caught_up: bool) -> anyhow::Result<()> {
     let totals = totals?;
     followed?;
     println!(
-        "consumed {} messages: {} timeline rows, {} dead letters",
-        totals.messages, totals.events, totals.dead_letters
+        "consumed {} messages in {} batches (largest {}): {} timeline rows, {} dead letters",
+        totals.messages, totals.batches, totals.largest_batch, totals.events, totals.dead_letters
     );
     Ok(())
 }

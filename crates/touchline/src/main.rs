@@ -15,6 +15,7 @@ mod pipeline;
 mod produce;
 mod progress;
 mod replay;
+mod unread;
 
 use std::process::ExitCode;
 

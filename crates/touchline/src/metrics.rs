@@ -51,6 +51,9 @@ pub struct Metrics {
     pub derive_seconds: Histogram,
     /// Messages of confirmed batches waiting for the next derive round.
     pub underived_messages: IntGauge,
+    /// Messages of the source partitions assigned to this instance that
+    /// the broker holds beyond what it has read (librdkafka's statistics).
+    pub unread_messages: IntGauge,
     /// Batches flushed.
     pub batches: IntCounter,
     /// Link sets this instance produced to the identity-link topic.
@@ -154,6 +157,12 @@ impl Metrics {
             "Messages of confirmed batches waiting for the next derive round; their offsets are committed after it.",
         )?;
         registry.register(Box::new(underived_messages.clone()))?;
+        let unread_messages = IntGauge::new(
+            "touchline_unread_messages",
+            "Messages of the source partitions assigned to this instance that the broker holds \
+             beyond what it has read, from librdkafka's statistics each second.",
+        )?;
+        registry.register(Box::new(unread_messages.clone()))?;
         let batches = IntCounter::new("touchline_batches_total", "Batches flushed.")?;
         registry.register(Box::new(batches.clone()))?;
         let links_produced = IntCounter::new(
@@ -209,6 +218,7 @@ impl Metrics {
             cached_schemas,
             derive_seconds,
             underived_messages,
+            unread_messages,
             batches,
             links_produced,
             identity_changes,

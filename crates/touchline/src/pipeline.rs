@@ -2,7 +2,10 @@
 //!
 //! Messages are taken in batches (up to a size, or whatever arrived within the
 //! linger time), and each message is decoded and normalised as it arrives, so
-//! that no copy of it is kept. Each batch becomes timeline rows, dead letters
+//! that no copy of it is kept. A batch may grow to a larger size while at
+//! least that many messages already wait on the broker ([`crate::unread`]):
+//! catching up costs ClickHouse less per message in fewer, larger inserts,
+//! while a pipeline that keeps up writes small batches that stay fresh. Each batch becomes timeline rows, dead letters
 //! and the rows contacts are derived from, which are written to ClickHouse
 //! (with its identity links to Kafka, all at once) while the next batch is
 //! being read; at most one batch is being written at a time. A batch of
@@ -54,6 +57,7 @@ use touchline_model::{normalise, privacy, Channel};
 use crate::derive::{DeriveWork, DerivedBatch, Deriver};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
+use crate::unread::{self, Unread};
 
 /// How the pipeline consumes and batches.
 #[derive(Debug, Clone)]
@@ -65,6 +69,9 @@ pub struct PipelineConfig {
     pub topic_prefix: String,
     /// A batch is flushed at this many messages...
     pub batch_max_messages: usize,
+    /// ...or at this many (at least `batch_max_messages`) when, as it
+    /// starts, at least as many wait on the broker for this instance...
+    pub batch_catch_up_messages: usize,
     /// ...or when this long has passed since it started.
     pub batch_linger: Duration,
     /// Written messages that may wait for a derive round before reading
@@ -110,6 +117,9 @@ pub struct Totals {
     pub messages: u64,
     pub events: u64,
     pub dead_letters: u64,
+    /// Batches with messages, and the largest of them.
+    pub batches: u64,
+    pub largest_batch: u64,
 }
 
 /// Raw phone strings whose normal form the pipeline remembers, per
@@ -120,7 +130,7 @@ const PHONE_CACHE_CAPACITY: usize = 200_000;
 pub struct Pipeline<R> {
     /// Shared with the caught-up checks, which ask the broker beside the
     /// loop.
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<Unread>>,
     decoder: Decoder<R>,
     sink: Sink,
     config: PipelineConfig,
@@ -159,6 +169,9 @@ struct Prepared {
     messages: u64,
     /// Of those, messages of the derive-mark topic.
     marks: u64,
+    /// The batch's size limit: `batch_max_messages`, or
+    /// `batch_catch_up_messages` while a backlog waits.
+    limit: u64,
     timeline: Vec<TimelineRow>,
     texts: Vec<TextRow>,
     dead_letters: Vec<DeadLetterRow>,
@@ -278,16 +291,18 @@ impl<R: SchemaRegistry> Pipeline<R> {
             .set("fetch.max.bytes", "16777216")
             // When that queue is full (a write is slow), fetch again 10 ms
             // after it drains, not librdkafka's default 1 s later.
-            .set("fetch.queue.backoff.ms", "10");
+            .set("fetch.queue.backoff.ms", "10")
+            .set("statistics.interval.ms", unread::STATISTICS_INTERVAL_MS);
         // Keep `touchline-bench drain` (the bare-consumer ceiling) in step
         // with these settings.
-        let consumer: StreamConsumer = client
-            .create()
-            .context("cannot create the Kafka consumer")?;
         let channels: HashMap<String, Channel> = Channel::ALL
             .into_iter()
             .map(|c| (format!("{}{}", config.topic_prefix, c.source_topic()), c))
             .collect();
+        let unread = Unread::new(channels.keys().cloned(), metrics.unread_messages.clone());
+        let consumer: StreamConsumer<Unread> = client
+            .create_with_context(unread)
+            .context("cannot create the Kafka consumer")?;
         let mut topics: Vec<&str> = channels.keys().map(String::as_str).collect();
         topics.push(deriver.topic());
         consumer
@@ -395,7 +410,9 @@ impl<R: SchemaRegistry> Pipeline<R> {
                     break;
                 }
             }
-            let messages = prepared.messages;
+            let (messages, limit) = (prepared.messages, prepared.limit);
+            totals.batches += 1;
+            totals.largest_batch = totals.largest_batch.max(messages);
             // A batch of derive marks only has nothing to write: it is
             // confirmed now, so that a round starting now takes it (a
             // round's marks arrive in several batches).
@@ -410,7 +427,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
             // nothing for a whole linger: the next round need not wait for
             // another.
             let backlogged = self.underived.messages >= backlog;
-            let quiet = to_write.is_none() && messages < self.config.batch_max_messages as u64;
+            let quiet = to_write.is_none() && messages < limit;
             let pace = if backlogged {
                 Pace::Wait
             } else if quiet {
@@ -424,6 +441,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
             }
             tracing::debug!(
                 messages,
+                limit,
                 read_ms = read_in.as_millis(),
                 waited_for_previous_ms = waited.elapsed().as_millis(),
                 backlogged,
@@ -568,8 +586,11 @@ impl<R: SchemaRegistry> Pipeline<R> {
     async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Prepared> {
         let linger = tokio::time::sleep(self.config.batch_linger);
         tokio::pin!(linger);
-        let mut prepared = Prepared::default();
-        while prepared.messages < self.config.batch_max_messages as u64 {
+        let mut prepared = Prepared {
+            limit: self.batch_limit(),
+            ..Prepared::default()
+        };
+        while prepared.messages < prepared.limit {
             let received = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -597,6 +618,17 @@ impl<R: SchemaRegistry> Pipeline<R> {
             }
         }
         Some(prepared)
+    }
+
+    /// The size of the next batch: the catch-up size while at least that
+    /// many messages wait on the broker, else `batch_max_messages`.
+    fn batch_limit(&self) -> u64 {
+        let catch_up = self.config.batch_catch_up_messages as u64;
+        if self.consumer.context().messages() >= catch_up {
+            catch_up
+        } else {
+            self.config.batch_max_messages as u64
+        }
     }
 
     /// Decodes and normalises one message into `prepared`. `false` when

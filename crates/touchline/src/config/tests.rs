@@ -46,6 +46,7 @@ fn every_key_set() -> Config {
         },
         pipeline: PipelineSettings {
             batch_max_messages: 1,
+            batch_catch_up_messages: 2,
             batch_linger_ms: 1,
             derive_backlog_messages: 7,
             derive_interval_ms: 3,
@@ -249,8 +250,17 @@ fn inconsistent_settings_are_reported_by_key() {
             "pipeline.max_message_bytes",
         ),
         (
-            "[pipeline]\nbatch_max_messages = 500\nderive_backlog_messages = 499",
-            "pipeline.derive_backlog_messages (499) is below pipeline.batch_max_messages (500)",
+            "[pipeline]\nbatch_max_messages = 70000",
+            "pipeline.batch_catch_up_messages (60000) is below pipeline.batch_max_messages (70000)",
+        ),
+        (
+            "[pipeline]\nbatch_max_messages = 500\nbatch_catch_up_messages = 500\n\
+             derive_backlog_messages = 499",
+            "pipeline.derive_backlog_messages (499) is below pipeline.batch_catch_up_messages (500)",
+        ),
+        (
+            "[pipeline]\nderive_backlog_messages = 59999",
+            "pipeline.derive_backlog_messages (59999) is below pipeline.batch_catch_up_messages (60000)",
         ),
         (
             "[privacy]\npseudonymisation = true",
