@@ -5,11 +5,13 @@
 //! that no copy of it is kept. A batch may grow to a larger size while at
 //! least that many messages already wait on the broker ([`crate::unread`]):
 //! catching up costs ClickHouse less per message in fewer, larger inserts,
-//! while a pipeline that keeps up writes small batches that stay fresh. Each batch becomes timeline rows, dead letters
-//! and the rows contacts are derived from, which are written to ClickHouse
-//! (with its identity links to Kafka, all at once) while the next batch is
-//! being read; at most one batch is being written at a time. A batch of
-//! derive marks alone has nothing to write and is confirmed as it is read.
+//! while a pipeline that keeps up writes small batches that stay fresh.
+//!
+//! Each batch becomes timeline rows, dead letters and the rows contacts are
+//! derived from, which are written to ClickHouse (with its identity links to
+//! Kafka, all at once) while the next batch is being read; at most one batch
+//! is being written at a time. A batch of derive marks alone has nothing to
+//! write and is confirmed as it is read.
 //!
 //! Once ClickHouse has confirmed a batch, its derive work (contacts,
 //! customers, days: [`crate::derive`]) joins the next derive round, which
@@ -411,6 +413,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 }
             }
             let (messages, limit) = (prepared.messages, prepared.limit);
+            self.consumer.context().read(messages - prepared.marks);
             totals.batches += 1;
             totals.largest_batch = totals.largest_batch.max(messages);
             // A batch of derive marks only has nothing to write: it is

@@ -11,8 +11,10 @@
 //! reports them. Unlike the group's committed lag, they do not count
 //! messages already read and waiting to be written or derived.
 //!
-//! The figure is at most a second old and never counts more than waits: a
-//! report older than the latest fetch only undercounts.
+//! A report counts no more than waited when it was made (its end is the
+//! latest fetch's), but it is up to a second old: the source messages the
+//! pipeline read since are taken off it, so that a backlog just drained
+//! does not keep batches large for another second.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +31,10 @@ pub const STATISTICS_INTERVAL_MS: &str = "1000";
 pub struct Unread {
     /// The source topics; the derive-mark topic is not counted.
     sources: HashSet<String>,
-    /// Unread messages as of the last report.
-    messages: AtomicU64,
+    /// Unread messages as of the last report...
+    reported: AtomicU64,
+    /// ...and source messages the pipeline read since.
+    read_since: AtomicU64,
     gauge: IntGauge,
 }
 
@@ -38,14 +42,29 @@ impl Unread {
     pub fn new(sources: impl IntoIterator<Item = String>, gauge: IntGauge) -> Unread {
         Unread {
             sources: sources.into_iter().collect(),
-            messages: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+            read_since: AtomicU64::new(0),
             gauge,
         }
     }
 
-    /// Unread messages as of the last report (0 before the first).
+    /// Unread messages now: the last report's (0 before the first) less
+    /// what the pipeline read since. Messages read between a report's
+    /// making and its delivery count twice, so this errs low.
     pub fn messages(&self) -> u64 {
-        self.messages.load(Ordering::Relaxed)
+        let reported = self.reported.load(Ordering::Relaxed);
+        reported.saturating_sub(self.read_since.load(Ordering::Relaxed))
+    }
+
+    /// Counts `messages` of the source topics the pipeline has read.
+    pub fn read(&self, messages: u64) {
+        self.read_since.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    fn report(&self, messages: u64) {
+        self.reported.store(messages, Ordering::Relaxed);
+        self.read_since.store(0, Ordering::Relaxed);
+        self.gauge.set(i64::try_from(messages).unwrap_or(i64::MAX));
     }
 }
 
@@ -58,8 +77,7 @@ impl ClientContext for Unread {
             .flat_map(|(_, topic)| topic.partitions.values())
             .map(|partition| PartitionState::of(partition).unread())
             .sum();
-        self.messages.store(messages, Ordering::Relaxed);
-        self.gauge.set(i64::try_from(messages).unwrap_or(i64::MAX));
+        self.report(messages);
     }
 }
 
@@ -138,6 +156,20 @@ mod tests {
             hi_offset: 1_000,
             ls_offset: 1_000,
         }
+    }
+
+    #[test]
+    fn what_was_read_since_a_report_is_taken_off_it() {
+        let unread = Unread::new([], IntGauge::new("unread", "test").expect("a gauge"));
+        assert_eq!(unread.messages(), 0, "nothing before the first report");
+        unread.report(70_000);
+        unread.read(20_000);
+        assert_eq!(unread.messages(), 50_000);
+        unread.read(60_000);
+        assert_eq!(unread.messages(), 0);
+        unread.report(30_000);
+        assert_eq!(unread.messages(), 30_000, "a report starts the count again");
+        assert_eq!(unread.gauge.get(), 30_000, "the gauge shows the report");
     }
 
     #[test]
