@@ -7,8 +7,10 @@
 //! flight: at least once, and an error rather than a silent loss when the
 //! broker does not acknowledge a message after librdkafka's retries.
 //!
-//! Production can be paced (`rate_per_s`) and cut short (`duration`). When it
-//! stops early, the first [`ProduceReport::produced`] messages were produced
+//! Production can be paced (`rate_per_s`) and cut short (`duration`). The
+//! rate is a ceiling at every moment: a producer that falls behind (the
+//! machine was busy) does not catch up in a burst above it, so a consumer
+//! measured at that rate never sees more. When it stops early, the first [`ProduceReport::produced`] messages were produced
 //! and acknowledged and no others: `generated.prefix(report.produced)` is then
 //! the exact truth of what the broker holds.
 
@@ -63,6 +65,43 @@ impl ProduceOptions {
             duration: None,
             compression: "lz4".to_owned(),
             max_in_flight: 10_000,
+        }
+    }
+}
+
+/// How far behind its schedule paced production may fall before the
+/// schedule moves on instead of being caught up.
+const MAX_BEHIND: Duration = Duration::from_millis(100);
+
+/// The schedule of paced production: message `n` is due `n / rate` seconds
+/// after the origin. A producer more than [`MAX_BEHIND`] late moves the
+/// origin to now: the messages it missed are produced later at the same
+/// rate, never in a burst.
+struct Schedule {
+    rate: f64,
+    origin: Instant,
+    origin_index: usize,
+}
+
+impl Schedule {
+    fn new(rate_per_s: u32, start: Instant) -> Schedule {
+        Schedule {
+            rate: f64::from(rate_per_s),
+            origin: start,
+            origin_index: 0,
+        }
+    }
+
+    /// When message `index` is due, given that it is `now`.
+    fn due(&mut self, index: usize, now: Instant) -> Instant {
+        let ahead = (index - self.origin_index) as f64 / self.rate;
+        let due = self.origin + Duration::from_secs_f64(ahead);
+        if now > due + MAX_BEHIND {
+            self.origin = now;
+            self.origin_index = index;
+            now
+        } else {
+            due
         }
     }
 }
@@ -130,12 +169,13 @@ pub async fn produce(
         elapsed: start.elapsed(),
     };
 
+    let mut schedule = options
+        .rate_per_s
+        .filter(|rate| *rate > 0)
+        .map(|rate| Schedule::new(rate, start));
     for (index, message) in generated.messages.iter().enumerate() {
-        let due = options
-            .rate_per_s
-            .filter(|rate| *rate > 0)
-            .map(|rate| start + Duration::from_secs_f64(index as f64 / f64::from(rate)));
         let now = Instant::now();
+        let due = schedule.as_mut().map(|s| s.due(index, now));
         if deadline.is_some_and(|d| now >= d || due.is_some_and(|due| due >= d)) {
             stopped_early = true;
             break;
@@ -345,4 +385,26 @@ async fn check_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_producer_moves_its_schedule_on_instead_of_bursting() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut schedule = Schedule::new(1_000, start);
+        assert_eq!(schedule.due(0, start), start);
+        assert_eq!(schedule.due(10, start + ms(5)), start + ms(10));
+        // 50 ms late: still caught up, within MAX_BEHIND.
+        assert_eq!(schedule.due(20, start + ms(70)), start + ms(20));
+        // 200 ms late: due now, and the next messages follow at the rate
+        // from here rather than all at once.
+        let late = start + ms(700);
+        assert_eq!(schedule.due(500, late), late);
+        assert_eq!(schedule.due(501, late), late + ms(1));
+        assert_eq!(schedule.due(600, late + ms(50)), late + ms(100));
+    }
 }

@@ -523,7 +523,9 @@ pub struct GenerateArgs {
     /// Share of extra malformed messages (they must end as dead letters).
     #[arg(long, default_value_t = 0.005)]
     pub bad_rate: f64,
-    /// Messages per second (default: as fast as the broker takes them).
+    /// Messages per second, never exceeded: a producer that falls behind
+    /// does not catch up in a burst (default: as fast as the broker takes
+    /// them).
     #[arg(long)]
     pub rate: Option<u32>,
     /// Stop producing after this many seconds; the truth covers what was produced.
