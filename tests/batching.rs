@@ -29,9 +29,12 @@ fn batch_args(linger_ms: u64) -> Vec<String> {
     ]
 }
 
-/// The counts of the `consumed N messages in B batches (largest L): ...`
-/// line `touchline run` prints as it stops.
-fn consumed(stdout: &str) -> (u64, u64, u64) {
+/// The batches and the largest batch of the `consumed N messages in B
+/// batches (largest L): ...` line `touchline run` prints as it stops,
+/// checking that it read at least the `produced` messages (derive marks
+/// are messages too).
+fn consumed(stdout: &str, produced: u64) -> (u64, u64) {
+    eprintln!("{stdout}");
     let line = stdout
         .lines()
         .find(|line| line.starts_with("consumed "))
@@ -40,10 +43,14 @@ fn consumed(stdout: &str) -> (u64, u64, u64) {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|word| word.parse().ok())
         .collect();
-    match numbers[..] {
-        [messages, batches, largest, ..] => (messages, batches, largest),
-        _ => panic!("unexpected summary line: {line}"),
-    }
+    let [messages, batches, largest, ..] = numbers[..] else {
+        panic!("unexpected summary line: {line}");
+    };
+    assert!(
+        messages >= produced,
+        "{messages} of {produced} messages read"
+    );
+    (batches, largest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,15 +69,8 @@ async fn batches_grow_while_a_backlog_waits() {
     let mut args = vec!["--until-caught-up".to_owned()];
     args.extend(batch_args(10_000));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let stdout = env.run_touchline("run", &args);
-    eprintln!("{stdout}");
-    let (messages, batches, largest) = consumed(&stdout);
+    let (batches, largest) = consumed(&env.run_touchline("run", &args), produced);
 
-    // Derive marks are messages too.
-    assert!(
-        messages >= produced,
-        "{messages} of {produced} messages read"
-    );
     assert!(
         largest > SMALL && largest <= CATCH_UP,
         "largest batch {largest}: batches should grow past {SMALL}, up to {CATCH_UP}"
@@ -78,8 +78,8 @@ async fn batches_grow_while_a_backlog_waits() {
     // Batches of derive marks, and those read before librdkafka's first
     // report, end at the small size.
     assert!(
-        batches < messages / SMALL,
-        "{batches} batches for {messages} messages: batches of {SMALL} alone would need as many"
+        batches < produced / SMALL,
+        "{batches} batches for {produced} messages: batches of {SMALL} alone would need as many"
     );
     check_timeline(&env, &generated.truth).await;
     env.drop_database().await;
@@ -138,13 +138,8 @@ async fn batches_stay_small_while_the_pipeline_keeps_up() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    eprintln!("{stdout}");
-    let (messages, _, largest) = consumed(&stdout);
+    let (_, largest) = consumed(&stdout, produced);
 
-    assert!(
-        messages >= produced,
-        "{messages} of {produced} messages read"
-    );
     assert!(
         largest <= SMALL,
         "largest batch {largest}: no backlog of {CATCH_UP} waited, so no batch should pass {SMALL}"
