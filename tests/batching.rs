@@ -3,11 +3,12 @@
 //! and stay at `pipeline.batch_max_messages` while the pipeline keeps up.
 //! Each run prints how many batches it took and the largest.
 
+use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use touchline_loadgen::{generate, Generated, Scenario};
-use touchline_tests::{check_timeline, now_ms, TestEnv};
+use touchline_tests::{check_timeline, now_ms, Running, TestEnv};
 
 /// The size limit of a batch while the pipeline keeps up.
 const SMALL: u64 = 100;
@@ -96,13 +97,13 @@ async fn batches_stay_small_while_the_pipeline_keeps_up() {
     // At 200 messages a second, a batch of the catch-up size would fill in
     // the 2 s linger to about 400; a backlog of 2,000 would take a stall of
     // 10 s, so each batch ends at 100.
-    let mut run = env
-        .touchline("run")
-        .args(batch_args(2_000))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("touchline run starts");
+    let mut run = Running(
+        env.touchline("run")
+            .args(batch_args(2_000))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("touchline run starts"),
+    );
     env.produce_at(&generated, 200).await;
 
     let events = generated.truth.counts.events;
@@ -116,28 +117,21 @@ async fn batches_stay_small_while_the_pipeline_keeps_up() {
         if written >= events as u64 {
             break;
         }
-        if let Some(status) = run.try_wait().expect("child status") {
-            panic!("touchline run exited early ({status})");
-        }
-        if Instant::now() > deadline {
-            let _ = run.kill();
-            panic!("{written} of {events} events written after two minutes");
-        }
+        run.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "{written} of {events} events written after two minutes"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let output = run.wait_with_output().expect("touchline run exits");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "touchline run exited with {} after SIGTERM:\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run.stop(Duration::from_secs(60));
+    let mut stdout = String::new();
+    run.0
+        .stdout
+        .take()
+        .expect("piped stdout")
+        .read_to_string(&mut stdout)
+        .expect("utf-8 output");
     let (_, largest) = consumed(&stdout, produced);
 
     assert!(

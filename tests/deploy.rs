@@ -24,7 +24,7 @@ use std::fs;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -32,7 +32,7 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use touchline_loadgen::{generate, Scenario};
 use touchline_model::Channel;
-use touchline_tests::{now_ms, touchline_binary, TestEnv};
+use touchline_tests::{now_ms, touchline_binary, Running, TestEnv};
 
 const ALERTS: &str = "deploy/prometheus/alerts.yml";
 const ALERT_TESTS: &str = "deploy/prometheus/alerts.test.yml";
@@ -916,59 +916,20 @@ async fn a_running_pipeline_serves_metrics_health_and_readiness() {
             .map(|(s, _)| s),
         Some(200)
     );
-    unready.stop_gracefully(unready_port);
+    stop_gracefully(&mut unready, unready_port);
 
     // SIGTERM: the pipeline commits and exits 0, and the metrics port closes.
-    run.stop_gracefully(port);
+    stop_gracefully(&mut run, port);
     env.drop_database().await;
 }
 
-/// A `touchline run` child, killed if the test fails before stopping it.
-struct Running(Child);
-
-impl Running {
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.0.try_wait() {
-            panic!("touchline run exited early: {status}");
-        }
-    }
-
-    /// SIGTERM, then an exit 0 within 30 s, and `port` closed.
-    fn stop_gracefully(&mut self, port: u16) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let exit = loop {
-            if let Some(exit) = self.0.try_wait().expect("wait") {
-                break exit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "touchline run ignored SIGTERM for 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        assert!(
-            exit.success(),
-            "touchline run exited with {exit} after SIGTERM"
-        );
-        assert!(
-            TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "the metrics port {port} is still open after exit"
-        );
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+/// SIGTERM: an exit 0 within 30 s, and `port` closed.
+fn stop_gracefully(run: &mut Running, port: u16) {
+    run.stop(Duration::from_secs(30));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the metrics port {port} is still open after exit"
+    );
 }
 
 /// One sample of the text exposition format.

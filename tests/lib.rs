@@ -2,8 +2,8 @@
 //! area (`compose.rs`, `timeline.rs`, ...). This library is what they share:
 //! the local stack's addresses, names that keep each test's data apart, the
 //! `touchline` binary, ClickHouse read over plain HTTP (independently of
-//! the client the pipeline uses), and every view of a run read in full to
-//! compare it with another run's.
+//! the client the pipeline uses), every view of a run read in full to
+//! compare it with another run's, and `touchline run` in the background.
 //!
 //! Tests that need servers talk to the real ones `scripts/stack up` starts;
 //! `scripts/test` starts them and exports their addresses.
@@ -12,8 +12,8 @@ pub mod metrics_oracle;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -354,6 +354,49 @@ pub fn touchline_binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A `touchline` process in the background, killed if the test fails before
+/// stopping it, so that no test leaves one running.
+pub struct Running(pub Child);
+
+impl Running {
+    /// Panics if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            panic!("touchline exited early: {status}");
+        }
+    }
+
+    /// Sends SIGTERM and checks that the process exits 0 within `limit`.
+    pub fn stop(&mut self, limit: Duration) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM {} failed", self.0.id());
+        let deadline = Instant::now() + limit;
+        let exit: ExitStatus = loop {
+            if let Some(exit) = self.0.try_wait().expect("wait") {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "touchline ignored SIGTERM for {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(exit.success(), "touchline exited with {exit} after SIGTERM");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// A JSON value that ClickHouse may quote (64-bit integers) as an i64.

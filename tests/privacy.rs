@@ -26,7 +26,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use touchline_loadgen::truth::{GroundTruth, IdKind};
 use touchline_loadgen::{generate, Generated, Scenario};
 use touchline_model::{Identifier, Pseudonymiser};
-use touchline_tests::{identities, now_ms, oracle, TestEnv};
+use touchline_tests::{identities, now_ms, oracle, Running, TestEnv};
 
 /// The key of these tests (64 hex digits, as `openssl rand -hex 32` gives).
 const KEY: &str = "5f0c6a0e8d1b4c3a9e7f2d6b1a8c4e3f0b9d7a6c5e4f3a2b1c0d9e8f7a6b5c4d";
@@ -244,14 +244,14 @@ async fn pseudonymised_tables_hold_no_email_phone_or_handle_and_the_same_custome
 }
 
 /// A `touchline run` in the background, its logs going to a file.
-struct Running {
-    child: Child,
+struct LoggedRun {
+    child: Running,
     log: PathBuf,
     metrics: String,
 }
 
-impl Running {
-    fn start(env: &TestEnv, log: PathBuf) -> Running {
+impl LoggedRun {
+    fn start(env: &TestEnv, log: PathBuf) -> LoggedRun {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -265,8 +265,8 @@ impl Running {
             .stderr(file)
             .spawn()
             .expect("touchline starts");
-        Running {
-            child,
+        LoggedRun {
+            child: Running(child),
             log,
             metrics: format!("http://127.0.0.1:{port}/metrics"),
         }
@@ -281,26 +281,15 @@ impl Running {
             .expect("metrics text")
     }
 
-    /// SIGTERM, then its logs.
+    /// SIGTERM, an exit 0 within a minute, then its logs.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().expect("exits");
-        assert!(status.success(), "touchline run exited with {status}");
+        self.child.stop(Duration::from_secs(60));
         let mut text = String::new();
         std::fs::File::open(&self.log)
             .expect("log")
             .read_to_string(&mut text)
             .expect("utf-8 logs");
         text
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -385,7 +374,7 @@ async fn forget_leaves_nothing_of_a_customer_and_drops_its_later_events() {
     env.run_touchline("migrate", &[]);
     env.produce(&generated).await;
     let dir = tempdir("privacy_forget");
-    let running = Running::start(&env, dir.join("run.log"));
+    let running = LoggedRun::start(&env, dir.join("run.log"));
     let expected = oracle(truth);
     wait_for(
         &env,
