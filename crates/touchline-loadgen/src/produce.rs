@@ -10,9 +10,10 @@
 //! Production can be paced (`rate_per_s`) and cut short (`duration`). The
 //! rate is a ceiling at every moment: a producer that falls behind (the
 //! machine was busy) does not catch up in a burst above it, so a consumer
-//! measured at that rate never sees more. When it stops early, the first [`ProduceReport::produced`] messages were produced
-//! and acknowledged and no others: `generated.prefix(report.produced)` is then
-//! the exact truth of what the broker holds.
+//! measured at that rate never sees more. When it stops early, the first
+//! [`ProduceReport::produced`] messages were produced and acknowledged and
+//! no others: `generated.prefix(report.produced)` is then the exact truth
+//! of what the broker holds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
