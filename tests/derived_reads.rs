@@ -3,9 +3,9 @@
 //! every superseded version sits in a part of its own, and each read must
 //! drop it, whether it reads through `FINAL` (filtering on sorting-key
 //! columns, in `PREWHERE`) or reads every version and keeps the newest
-//! itself.
+//! itself, and whether it finds a customer's rows or reads whole tables.
 
-use touchline_clickhouse::derived::{self, ContactFactRow, ContactRow, Reads, ScoreRow};
+use touchline_clickhouse::derived::{self, ContactFactRow, ContactRow, Reads, Scope, ScoreRow};
 use touchline_clickhouse::{migrate, ClickHouseConfig, IdentityRow, Table, Warehouse};
 use touchline_model::{Channel, Topic};
 use touchline_tests::TestEnv;
@@ -109,19 +109,34 @@ async fn day(warehouse: &Warehouse, day: u16) -> (Vec<u64>, Vec<Option<u8>>) {
 }
 
 /// The versions of the contacts and the CSAT scores a customer is computed
-/// from, the same whether its reads run one after another or at once.
+/// from, the same whether its reads run one after another or at once, and
+/// whether they find its rows or read whole tables.
 async fn customer(warehouse: &Warehouse, id: &str) -> (Vec<u64>, Vec<(Channel, u8)>) {
-    in_both_modes(&format!("{id}'s inputs"), |reads| async move {
-        let inputs = derived::customer_inputs(warehouse, &[id], reads)
-            .await
-            .expect("customer inputs");
-        let [of_customer] = <[_; 1]>::try_from(inputs).expect("one customer's inputs");
-        (
-            of_customer.contacts.iter().map(|c| c.version).collect(),
-            of_customer.csat,
-        )
-    })
-    .await
+    let read = |scope| async move {
+        let what = format!("{id}'s inputs ({scope:?})");
+        in_both_modes(&what, move |reads| async move {
+            let inputs = derived::customer_inputs(warehouse, &[id], reads, scope)
+                .await
+                .expect("customer inputs");
+            let [of_customer] = <[_; 1]>::try_from(inputs).expect("one customer's inputs");
+            (
+                of_customer
+                    .contacts
+                    .iter()
+                    .map(|c| c.version)
+                    .collect::<Vec<_>>(),
+                of_customer.csat,
+            )
+        })
+        .await
+    };
+    let listed = read(Scope::Listed).await;
+    assert_eq!(
+        listed,
+        read(Scope::Whole).await,
+        "{id}'s inputs, listed and from whole tables"
+    );
+    listed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,6 +220,15 @@ async fn reads_see_only_the_newest_version_of_unmerged_rows() {
         .expect("owners");
     assert_eq!(owners.get("email:a").map(String::as_str), Some("c_B"));
     assert_eq!(owners.get("email:c").map(String::as_str), Some("c_C"));
+    // Three assignment rows: one customer is at least a quarter of them, so
+    // its reads take whole tables; none is not.
+    for (customers, scope) in [(0, Scope::Listed), (1, Scope::Whole)] {
+        assert_eq!(
+            Scope::of(&warehouse, customers).await.expect("scope"),
+            scope,
+            "{customers} customers"
+        );
+    }
 
     // Each read lists only what the superseded version matches, or only
     // what the newest one does.

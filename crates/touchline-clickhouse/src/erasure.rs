@@ -24,7 +24,7 @@ use serde::Deserialize;
 use touchline_model::privacy::Needle;
 
 use crate::error::SinkError;
-use crate::warehouse::Warehouse;
+use crate::warehouse::{Count, Warehouse};
 
 /// What a column holds, and so what it is matched against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,11 +123,6 @@ pub struct Erased {
     pub table: &'static str,
     /// Matching rows found before the delete.
     pub rows: u64,
-}
-
-#[derive(Row, Deserialize)]
-struct Count {
-    n: u64,
 }
 
 #[derive(Row, Deserialize)]
@@ -292,10 +287,9 @@ pub async fn remaining(
             "SELECT count() AS n FROM {{database}}.{} WHERE {condition}",
             target.table
         );
-        let rows = warehouse.fetch_all::<Count>(&sql).await?;
         counts.push(Erased {
             table: target.table,
-            rows: rows.first().map_or(0, |c| c.n),
+            rows: warehouse.count(&sql).await?,
         });
     }
     Ok(counts)

@@ -74,6 +74,12 @@ pub struct Warehouse {
     version: ServerVersion,
 }
 
+/// The row of a `SELECT count() AS n ...`.
+#[derive(clickhouse::Row, Deserialize)]
+pub(crate) struct Count {
+    pub(crate) n: u64,
+}
+
 #[derive(clickhouse::Row, Deserialize)]
 struct VersionRow {
     version: String,
@@ -155,6 +161,13 @@ impl Warehouse {
     {
         let sql = sql.replace("{database}", &self.database);
         Ok(self.client.query(&sql).fetch_all::<T>().await?)
+    }
+
+    /// Runs a query of one row, `SELECT count() AS n ...`, with `{database}`
+    /// replaced, and returns `n`.
+    pub async fn count(&self, sql: &str) -> Result<u64, SinkError> {
+        let rows = self.fetch_all::<Count>(sql).await?;
+        Ok(rows.first().map_or(0, |c| c.n))
     }
 
     /// Inserts `rows` into their table in one request.

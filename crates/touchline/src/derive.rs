@@ -44,7 +44,7 @@ use rdkafka::ClientConfig;
 use tokio::sync::watch;
 use touchline_clickhouse::derived::{
     self, day_of_ms, ChannelDayRow, ConsistencyDayRow, ContactFactRow, ContactRow,
-    CustomerStateRow, IdentityChannelRow, Reads, ScoreRow,
+    CustomerStateRow, IdentityChannelRow, Reads, Scope, ScoreRow,
 };
 use touchline_clickhouse::{SinkError, Warehouse};
 use touchline_model::contact::{self, ContactFact, ContactKey};
@@ -461,7 +461,8 @@ impl Deriver {
     ) -> Result<BTreeSet<u16>, SinkError> {
         let ids: Vec<&str> = customers.iter().map(|(id, _)| *id).collect();
         let started = Instant::now();
-        let inputs = derived::customer_inputs(&self.warehouse, &ids, reads).await?;
+        let scope = Scope::of(&self.warehouse, ids.len()).await?;
+        let inputs = derived::customer_inputs(&self.warehouse, &ids, reads, scope).await?;
         let read = Instant::now();
         let now = now_micros();
         let mut days = BTreeSet::new();
@@ -496,7 +497,11 @@ impl Deriver {
         }
         let computed = Instant::now();
         self.warehouse.insert(&rows).await?;
-        log_step("customers", customers.len(), started, read, computed);
+        let step = match scope {
+            Scope::Listed => "customers",
+            Scope::Whole => "customers (whole tables)",
+        };
+        log_step(step, customers.len(), started, read, computed);
         Ok(days)
     }
 
