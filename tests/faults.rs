@@ -36,14 +36,14 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use touchline_loadgen::{generate, Generated, Scenario};
 use touchline_tests::{
-    check_dead_letters, check_every_view, compare_views, now_ms, oracle, stack_script, Stack,
-    TestEnv, ViewDump, Views,
+    check_dead_letters, check_every_view, compare_views, now_ms, oracle, stack_script, Running,
+    Stack, TestEnv, ViewDump, Views,
 };
 
 /// The tests of this file stop servers: one at a time.
@@ -249,7 +249,7 @@ fn logs_dir(env: &TestEnv) -> PathBuf {
 /// when dropped while still running.
 struct Instance {
     name: String,
-    child: Child,
+    process: Running,
     log: PathBuf,
     metrics_port: u16,
 }
@@ -273,7 +273,7 @@ impl Instance {
                 }
             }
         }
-        let child = command
+        let process = command
             .env(
                 "TOUCHLINE_METRICS_ADDR",
                 format!("127.0.0.1:{metrics_port}"),
@@ -285,53 +285,40 @@ impl Instance {
             .expect("touchline starts");
         eprintln!(
             "[{name}] pid {} started (log {})",
-            child.id(),
+            process.id(),
             log.display()
         );
         Instance {
             name: name.to_owned(),
-            child,
+            process: Running(process),
             log,
             metrics_port,
         }
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The exit status, if the process has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("child status")
+        self.process.0.id()
     }
 
     fn sigkill(&mut self) {
         eprintln!("[{}] SIGKILL", self.name);
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
+        self.process.0.kill().expect("SIGKILL");
+        let _ = self.process.0.wait();
     }
 
     /// Stops the process with SIGTERM and checks that it exits cleanly.
-    async fn stop(&mut self) {
+    fn stop(&mut self) {
         eprintln!("[{}] SIGTERM", self.name);
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.exited() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < STOP_LIMIT,
-                "[{}] still running {STOP_LIMIT:?} after SIGTERM\n{}",
-                self.name,
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        // The wait blocks this worker thread; the runtime's other one keeps
+        // any producer task going.
+        let status = tokio::task::block_in_place(|| self.process.terminate(STOP_LIMIT))
+            .unwrap_or_else(|| {
+                panic!(
+                    "[{}] still running {STOP_LIMIT:?} after SIGTERM\n{}",
+                    self.name,
+                    self.log_tail()
+                )
+            });
         assert!(
             status.success(),
             "[{}] exited with {status} after SIGTERM\n{}",
@@ -343,7 +330,7 @@ impl Instance {
 
     /// Panics with the log when the process has exited.
     fn assert_running(&mut self) {
-        if let Some(status) = self.exited() {
+        if let Some(status) = self.process.exited() {
             panic!(
                 "[{}] exited unexpectedly ({status})\n{}",
                 self.name,
@@ -414,15 +401,6 @@ impl Instance {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -594,7 +572,7 @@ async fn finish(name: &str, env: &TestEnv, reference: &Reference, last: &mut Ins
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let converged = started.elapsed();
-    last.stop().await;
+    last.stop();
     let compared = compare_views(&reference.views, &env.views(COMPARED).await, FAULT_FREE)
         .unwrap_or_else(|difference| panic!("{name}: after the clean stop:\n{difference}"));
     let (committed, held) = committed_and_held(env).await;
@@ -842,7 +820,7 @@ async fn second_instance_joining_and_leaving_mid_stream_changes_nothing() {
         !producer.is_finished(),
         "the second instance leaves mid-stream"
     );
-    second.stop().await;
+    second.stop();
     eprintln!(
         "second instance left with {} of {events} events written",
         written(&env).await
@@ -1029,7 +1007,7 @@ async fn clickhouse_down_under_load_bounds_memory_then_catches_up() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    pipeline.stop().await;
+    pipeline.stop();
     // Caught up: every event once, every dead letter with its reason.
     let body = env
         .query_bytes("SELECT event_id FROM {db}.v_timeline FORMAT TabSeparated")

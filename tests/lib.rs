@@ -368,24 +368,36 @@ impl Running {
         }
     }
 
-    /// Sends SIGTERM and checks that the process exits 0 within `limit`.
-    pub fn stop(&mut self, limit: Duration) {
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.0.try_wait().expect("child status")
+    }
+
+    /// Sends SIGTERM and waits at most `limit` for the process to exit: its
+    /// exit status, or `None` if it is still running.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
         let status = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -TERM {} failed", self.0.id());
         let deadline = Instant::now() + limit;
-        let exit: ExitStatus = loop {
-            if let Some(exit) = self.0.try_wait().expect("wait") {
-                break exit;
+        loop {
+            if let Some(exit) = self.exited() {
+                return Some(exit);
             }
-            assert!(
-                Instant::now() < deadline,
-                "touchline ignored SIGTERM for {limit:?}"
-            );
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(100));
-        };
+        }
+    }
+
+    /// Sends SIGTERM and checks that the process exits 0 within `limit`.
+    pub fn stop(&mut self, limit: Duration) {
+        let exit = self
+            .terminate(limit)
+            .unwrap_or_else(|| panic!("touchline ignored SIGTERM for {limit:?}"));
         assert!(exit.success(), "touchline exited with {exit} after SIGTERM");
     }
 }
