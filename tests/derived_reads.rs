@@ -5,8 +5,11 @@
 //! columns, in `PREWHERE`) or reads every version and keeps the newest
 //! itself, and whether it finds a customer's rows or reads whole tables.
 
-use touchline_clickhouse::derived::{self, ContactFactRow, ContactRow, Reads, Scope, ScoreRow};
+use touchline_clickhouse::derived::{
+    self, ConsistencyDayRow, ContactFactRow, ContactRow, Reads, Scope, ScoreRow,
+};
 use touchline_clickhouse::{migrate, ClickHouseConfig, IdentityRow, Table, Warehouse};
+use touchline_model::metrics::ConsistencyDay;
 use touchline_model::{Channel, Topic};
 use touchline_tests::TestEnv;
 
@@ -89,23 +92,38 @@ where
 }
 
 /// The versions of the contacts and the CSAT scores a day is computed from,
-/// the same whether its reads run one after another or at once.
+/// the same whether its reads run one after another or at once, and
+/// whether they find its rows or read whole tables.
 async fn day(warehouse: &Warehouse, day: u16) -> (Vec<u64>, Vec<Option<u8>>) {
-    in_both_modes(&format!("{day}'s inputs"), |reads| async move {
-        let mut inputs = derived::day_inputs(warehouse, &[day], reads)
-            .await
-            .expect("day inputs");
-        let of_day = inputs.remove(&day).unwrap_or_default();
-        assert!(
-            inputs.is_empty(),
-            "inputs of days not asked for: {inputs:?}"
-        );
-        (
-            of_day.contacts.iter().map(|c| c.version).collect(),
-            of_day.scores.iter().map(|s| s.csat).collect(),
-        )
-    })
-    .await
+    let read = |scope| async move {
+        let what = format!("{day}'s inputs ({scope:?})");
+        in_both_modes(&what, move |reads| async move {
+            let mut inputs = derived::day_inputs(warehouse, &[day], reads, scope)
+                .await
+                .expect("day inputs");
+            let of_day = inputs.remove(&day).unwrap_or_default();
+            assert!(
+                inputs.is_empty(),
+                "inputs of days not asked for ({scope:?}): {inputs:?}"
+            );
+            (
+                of_day
+                    .contacts
+                    .iter()
+                    .map(|c| c.version)
+                    .collect::<Vec<_>>(),
+                of_day.scores.iter().map(|s| s.csat).collect::<Vec<_>>(),
+            )
+        })
+        .await
+    };
+    let listed = read(Scope::Listed).await;
+    assert_eq!(
+        listed,
+        read(Scope::Whole).await,
+        "{day}'s inputs, listed and from whole tables"
+    );
+    listed
 }
 
 /// The versions of the contacts and the CSAT scores a customer is computed
@@ -224,9 +242,32 @@ async fn reads_see_only_the_newest_version_of_unmerged_rows() {
     // its reads take whole tables; none is not.
     for (customers, scope) in [(0, Scope::Listed), (1, Scope::Whole)] {
         assert_eq!(
-            Scope::of(&warehouse, customers).await.expect("scope"),
+            Scope::of_customers(&warehouse, customers)
+                .await
+                .expect("scope"),
             scope,
             "{customers} customers"
+        );
+    }
+    // Three days stored, one in two versions: two days to recompute are at
+    // least half of them, so their reads take whole tables; one is not.
+    let stored_day =
+        |day, version| ConsistencyDayRow::new(day, &ConsistencyDay::default(), version);
+    insert_versions(
+        &warehouse,
+        vec![
+            stored_day(DAY, 1),
+            stored_day(DAY, 2),
+            stored_day(DAY + 1, 1),
+            stored_day(DAY + 2, 1),
+        ],
+    )
+    .await;
+    for (days, scope) in [(1, Scope::Listed), (2, Scope::Whole)] {
+        assert_eq!(
+            Scope::of_days(&warehouse, days).await.expect("scope"),
+            scope,
+            "{days} days"
         );
     }
 

@@ -461,7 +461,7 @@ impl Deriver {
     ) -> Result<BTreeSet<u16>, SinkError> {
         let ids: Vec<&str> = customers.iter().map(|(id, _)| *id).collect();
         let started = Instant::now();
-        let scope = Scope::of(&self.warehouse, ids.len()).await?;
+        let scope = Scope::of_customers(&self.warehouse, ids.len()).await?;
         let inputs = derived::customer_inputs(&self.warehouse, &ids, reads, scope).await?;
         let read = Instant::now();
         let now = now_micros();
@@ -509,7 +509,8 @@ impl Deriver {
     async fn days(&self, days: &[(u16, u64)], reads: Reads) -> Result<(), SinkError> {
         let list: Vec<u16> = days.iter().map(|(day, _)| *day).collect();
         let started = Instant::now();
-        let mut inputs = derived::day_inputs(&self.warehouse, &list, reads).await?;
+        let scope = Scope::of_days(&self.warehouse, list.len()).await?;
+        let mut inputs = derived::day_inputs(&self.warehouse, &list, reads, scope).await?;
         let read = Instant::now();
         let mut channel_rows = Vec::with_capacity(days.len() * Channel::ALL.len());
         let mut consistency_rows = Vec::with_capacity(days.len());
@@ -559,7 +560,11 @@ impl Deriver {
         let computed = Instant::now();
         self.warehouse.insert(&channel_rows).await?;
         self.warehouse.insert(&consistency_rows).await?;
-        log_step("days", days.len(), started, read, computed);
+        let step = match scope {
+            Scope::Listed => "days",
+            Scope::Whole => "days (whole tables)",
+        };
+        log_step(step, days.len(), started, read, computed);
         Ok(())
     }
 }
