@@ -808,6 +808,17 @@ impl<R: SchemaRegistry> Pipeline<R> {
         let links = self.sink.identity.topic().to_owned();
         tokio::task::spawn_blocking(move || {
             let assignment = consumer.assignment()?;
+            if assignment.count() == 0 {
+                // Nothing assigned (yet, or any more, as when a group has
+                // more instances than partitions): never caught up, and
+                // nothing to ask (librdkafka refuses an empty list).
+                return Ok(Ends {
+                    committed: TopicPartitionList::new(),
+                    ends: TopicPartitionList::new(),
+                    starts: TopicPartitionList::new(),
+                    assignment,
+                });
+            }
             let timeout = Duration::from_secs(5);
             let list = |mut partitions: TopicPartitionList, at: Offset| {
                 partitions.set_all_offsets(at)?;
