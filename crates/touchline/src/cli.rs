@@ -468,7 +468,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub settings: SettingsArgs,
     /// Exit once every assigned partition has been read to its end (for
-    /// batch jobs, demos and tests).
+    /// batch jobs, demos and tests). An instance assigned no partition
+    /// never exits: run at most as many as the topics have partitions.
     #[arg(long)]
     pub until_caught_up: bool,
 }
