@@ -23,6 +23,7 @@ use std::process::Command;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
+use touchline_tests::repo_root;
 
 const COMPOSE_FILE: &str = "docker-compose.yml";
 const PROMETHEUS_CONFIG: &str = "deploy/prometheus/prometheus.yml";
@@ -2150,13 +2151,6 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 
 // ---------------------------------------------------------------------------
 // Files.
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests package sits one level below the repository root")
-        .to_path_buf()
-}
 
 fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text = fs::read_to_string(path)

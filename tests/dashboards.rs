@@ -30,7 +30,7 @@ use serde_json::Value;
 use touchline_loadgen::truth::{GroundTruth, IdKind as TruthKind};
 use touchline_loadgen::{generate, Scenario};
 use touchline_model::{IdKind, Identifier, Pseudonymiser};
-use touchline_tests::{now_ms, TestEnv};
+use touchline_tests::{now_ms, repo_root, TestEnv};
 
 const DASHBOARDS: &str = "deploy/grafana/dashboards";
 const DATASOURCES: &str = "deploy/grafana/provisioning/datasources";
@@ -396,10 +396,6 @@ fn rendering_follows_grafana_and_the_plugin() {
 // ---------------------------------------------------------------------------
 // Dashboards and provisioning files.
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 #[derive(Debug, Clone)]
 struct Dashboard {
     file: String,
@@ -494,7 +490,7 @@ fn variable_sql(variable: &Value) -> Option<&str> {
 }
 
 fn dashboards() -> Vec<Dashboard> {
-    let dir = repo().join(DASHBOARDS);
+    let dir = repo_root().join(DASHBOARDS);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -519,7 +515,7 @@ fn dashboards() -> Vec<Dashboard> {
 
 /// (uid, type) of every provisioned datasource.
 fn provisioned_datasources() -> BTreeSet<(String, String)> {
-    let dir = repo().join(DATASOURCES);
+    let dir = repo_root().join(DATASOURCES);
     let mut found = BTreeSet::new();
     for entry in std::fs::read_dir(&dir).expect("datasources directory") {
         let path = entry.expect("entry").path();
@@ -893,7 +889,7 @@ fn dashboards_are_valid_grafana_json() {
     );
     let all = dashboards();
     let readme =
-        std::fs::read_to_string(repo().join(DASHBOARDS).join("README.md")).expect("README");
+        std::fs::read_to_string(repo_root().join(DASHBOARDS).join("README.md")).expect("README");
     let mut problems = Vec::new();
     let mut uids = BTreeSet::new();
     for dashboard in &all {
@@ -1906,7 +1902,7 @@ fn every_query_runs_on_current_clickhouse() {
         .arg("-c")
         .arg(CHDB_SCRIPT)
         .arg(&file)
-        .arg(repo())
+        .arg(repo_root())
         .output()
         .unwrap_or_else(|e| panic!("{} does not start: {e}", python.display()));
     let _ = std::fs::remove_file(&file);

@@ -32,7 +32,7 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use touchline_loadgen::{generate, Scenario};
 use touchline_model::Channel;
-use touchline_tests::{now_ms, touchline_binary, Running, TestEnv};
+use touchline_tests::{now_ms, repo_root, touchline_binary, Running, TestEnv};
 
 const ALERTS: &str = "deploy/prometheus/alerts.yml";
 const ALERT_TESTS: &str = "deploy/prometheus/alerts.test.yml";
@@ -1173,13 +1173,6 @@ spec:
 
 // ---------------------------------------------------------------------------
 // Helpers.
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate is in the repository")
-        .to_path_buf()
-}
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))

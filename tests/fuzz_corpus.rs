@@ -26,7 +26,7 @@ const MUTATIONS: usize = 10_000;
 const MUTATION_SEED: u64 = 0x5EED_70C4_11E5;
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode_normalise")
+    touchline_tests::repo_root().join("fuzz/corpus/decode_normalise")
 }
 
 /// The seed corpus: file name and bytes, sorted by name.

@@ -428,9 +428,21 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// The repository's root, from where cargo runs the tests: the path
+/// compiled in names the checkout the test was built in, which a build cache
+/// shared by several checkouts may keep long after it is gone.
+pub fn repo_root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest
+        .parent()
+        .expect("the tests package sits one level below the repository root")
+        .to_path_buf()
+}
+
 /// `scripts/stack`, which starts and stops the local stack's servers.
 pub fn stack_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack")
+    repo_root().join("scripts/stack")
 }
 
 impl TestEnv {

@@ -598,7 +598,7 @@ impl PrivateClickHouse {
         }
         std::fs::create_dir_all(dir.join("users.d")).expect("users.d");
         std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/clickhouse/users.xml"),
+            touchline_tests::repo_root().join("deploy/clickhouse/users.xml"),
             dir.join("users.d/touchline.xml"),
         )
         .expect("deploy/clickhouse/users.xml");

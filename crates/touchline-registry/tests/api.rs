@@ -4,7 +4,7 @@
 // The helpers below are test code too: a failed step should fail the test.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -126,8 +126,12 @@ async fn error(response: Response, status: StatusCode, error_code: u64) -> Strin
     body["message"].as_str().unwrap().to_owned()
 }
 
+/// From where cargo runs the test, not the checkout it was built in, which a
+/// build cache shared by several checkouts may keep long after it is gone.
 fn upstream_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/upstream")
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.join("../../schemas/upstream")
 }
 
 fn upstream(name: &str) -> String {
