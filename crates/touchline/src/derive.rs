@@ -19,21 +19,26 @@
 //! The steps run in *rounds*, beside the next batches' writes: a round takes
 //! the work of every batch whose rows ClickHouse confirmed since the last
 //! round began, so one round's reads (whose cost grows with the tables, not
-//! with the batch) serve as many batches as arrived meanwhile. While source
-//! messages keep coming, a round runs its steps and their reads one after
+//! with the batch) serve as many batches as arrived meanwhile. A round runs
+//! its steps in the order their changes flow: the contacts, then the
+//! customers, then the days. Each step's changes are announced by marks
+//! before the next step starts, and the next step also takes those of the
+//! round's own marks that land in partitions this instance owns, at their
+//! offsets: so one round carries a new event through to the daily metrics,
+//! and the instance skips those marks when it reads them back (a mark read
+//! at or before such an offset announces nothing the recompute missed).
+//! While source messages keep coming, a step runs its reads one after
 //! another, so that each batch's write waits for one read at most; once
 //! they stopped (as after a backlog, when batches of derive marks have
-//! nothing to write) the round has ClickHouse to itself and recomputes the
-//! contacts, the customers and the days at once, each step's reads at once
-//! too, so that ClickHouse answers while Touchline computes. Either is
-//! exact: no step needs another's writes of the same round, because
-//! whatever one step changes that another reads produces a mark for the
-//! next round. A batch's offsets (its marks' included) are stored only
-//! after its rows are written, the round that covered it is done and the
-//! marks that round produced are acknowledged, so a crash repeats steps,
-//! which is harmless, and never skips one.
+//! nothing to write) the round has ClickHouse to itself and runs each
+//! step's reads at once, so that ClickHouse answers while Touchline
+//! computes. A batch's offsets (its marks' included) are stored only after
+//! its rows are written, the round that covered it is done and the marks
+//! that round produced are acknowledged, so a crash repeats steps, which is
+//! harmless, and never skips one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail};
@@ -209,6 +214,10 @@ pub struct Derived {
     pub customers: usize,
     pub days: usize,
     pub marks_produced: usize,
+    /// Of the customers and days, those of the round's own marks.
+    pub early: usize,
+    /// Marks read that an earlier round had recomputed already.
+    pub skipped: usize,
 }
 
 /// The derive steps of one instance: ClickHouse to read and write, and the
@@ -218,6 +227,51 @@ pub struct Deriver {
     marks: MarkProducer,
     warehouse: Warehouse,
     metrics: Metrics,
+    /// Marks this instance produced and recomputed in the same round.
+    early: Arc<Mutex<EarlyMarks>>,
+}
+
+/// Marks this instance produced and recomputed in the same round, each with
+/// its partition and offset, until it reads them back: a mark read at or
+/// before that offset announces nothing the recompute missed.
+#[derive(Debug, Default)]
+struct EarlyMarks(HashMap<Mark, (i32, u64)>);
+
+/// Customers and days to recompute, each at the offset of its newest mark.
+type ToDerive = (BTreeMap<String, u64>, BTreeMap<u16, u64>);
+
+impl EarlyMarks {
+    /// The customers and days of `marks` (each read at its newest offset),
+    /// but for those recomputed early at that offset or a later one; and how
+    /// many marks that skipped. Forgets a mark once it is read back (or a
+    /// later one is), and every mark of a partition no longer `owned`.
+    fn pending(&mut self, marks: &HashMap<Mark, u64>, owned: &BTreeSet<i32>) -> (ToDerive, usize) {
+        self.0.retain(|_, (partition, _)| owned.contains(partition));
+        let (mut customers, mut days, mut skipped) = (BTreeMap::new(), BTreeMap::new(), 0);
+        for (mark, &offset) in marks {
+            if let Some(&(_, recomputed)) = self.0.get(mark) {
+                if offset >= recomputed {
+                    self.0.remove(mark);
+                }
+                if offset <= recomputed {
+                    skipped += 1;
+                    continue;
+                }
+            }
+            match mark {
+                Mark::Customer(id) => customers.insert(id.clone(), offset),
+                Mark::Day(day) => days.insert(*day, offset),
+            };
+        }
+        ((customers, days), skipped)
+    }
+
+    /// Notes marks recomputed in the round that produced them.
+    fn record(&mut self, early: Vec<(Mark, i32, u64)>) {
+        for (mark, partition, offset) in early {
+            self.0.insert(mark, (partition, offset));
+        }
+    }
 }
 
 /// Produces marks to the mark topic.
@@ -241,13 +295,26 @@ impl MarkProducer {
         &self.topic
     }
 
-    /// Produces `marks` and waits until the broker has them all.
-    pub async fn publish(&self, marks: &BTreeSet<Mark>) -> anyhow::Result<()> {
+    /// Produces `marks` and waits until the broker has them all; returns
+    /// each mark with the partition and offset it landed at.
+    pub async fn publish(&self, marks: &BTreeSet<Mark>) -> anyhow::Result<Vec<(Mark, i32, u64)>> {
         let keys: Vec<String> = marks.iter().map(Mark::key).collect();
-        self.producer
+        let placements = self
+            .producer
             .send_keys(&self.topic, None, &keys)
             .await
-            .map_err(|error| anyhow!("cannot produce derive marks to {}: {error}", self.topic))
+            .map_err(|error| anyhow!("cannot produce derive marks to {}: {error}", self.topic))?;
+        Ok(marks
+            .iter()
+            .zip(placements)
+            .map(|(mark, (partition, offset))| {
+                (
+                    mark.clone(),
+                    partition,
+                    u64::try_from(offset).unwrap_or_default(),
+                )
+            })
+            .collect())
     }
 }
 
@@ -257,6 +324,7 @@ impl Deriver {
             marks,
             warehouse,
             metrics,
+            early: Arc::default(),
         }
     }
 
@@ -266,97 +334,95 @@ impl Deriver {
     }
 
     /// Runs a derive round over the work of batches whose facts, scores and
-    /// channels are written: recomputes the contacts they touched and the
-    /// customers and days they hold marks for, then produces the marks those
-    /// changes call for. Waits out ClickHouse or the broker being
-    /// unavailable; `Ok(None)` when shutdown came first.
+    /// channels are written: recomputes the contacts they touched, then the
+    /// customers, then the days, each step after the marks announcing the
+    /// previous one's changes are acknowledged. A step takes the marks read
+    /// and those of the round's own marks whose partitions `owned` (this
+    /// instance's share of the mark topic) holds, so that one round carries a
+    /// change through to the daily metrics. Waits out ClickHouse or the
+    /// broker being unavailable; `Ok(None)` when shutdown came first.
     ///
-    /// With [`Reads::AtOnce`] the three steps, and each step's reads, run at
-    /// once (the module docs say why that is exact); with [`Reads::InTurn`]
-    /// one after another.
+    /// With [`Reads::AtOnce`] each step's reads run at once; with
+    /// [`Reads::InTurn`] one after another.
     pub async fn run(
         &self,
         work: &DeriveWork,
         reads: Reads,
+        owned: &BTreeSet<i32>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Derived>> {
-        let customers: Vec<(&str, u64)> = work
-            .marks
-            .iter()
-            .filter_map(|(mark, version)| match mark {
-                Mark::Customer(id) => Some((id.as_str(), *version)),
-                Mark::Day(_) => None,
-            })
-            .collect();
-        let days: Vec<(u16, u64)> = work
-            .marks
-            .iter()
-            .filter_map(|(mark, version)| match mark {
-                Mark::Day(day) => Some((*day, *version)),
-                Mark::Customer(_) => None,
-            })
-            .collect();
-        let touch = self.touch(work, shutdown.clone());
-        let customers_step = async {
-            if customers.is_empty() {
-                return Ok(Some(BTreeSet::new()));
-            }
-            self.step(&mut shutdown.clone(), || self.customers(&customers, reads))
-                .await
+        let ((mut customers, mut days), skipped) = lock(&self.early).pending(&work.marks, owned);
+        let mut derived = Derived {
+            skipped,
+            ..Derived::default()
         };
-        let days_step = async {
-            if days.is_empty() {
-                return Ok(Some(()));
-            }
-            self.step(&mut shutdown.clone(), || self.days(&days, reads))
-                .await
-        };
-        let (touched, customer_days, days_done) = match reads {
-            Reads::AtOnce => {
-                let (touched, customer_days, days_done) =
-                    tokio::join!(touch, customers_step, days_step);
-                (touched?, customer_days?, days_done?)
-            }
-            Reads::InTurn => {
-                let Some(touched) = touch.await? else {
-                    return Ok(None);
-                };
-                let Some(customer_days) = customers_step.await? else {
-                    return Ok(None);
-                };
-                (Some(touched), Some(customer_days), days_step.await?)
-            }
-        };
-        let (Some((touched, owners)), Some(customer_days), Some(())) =
-            (touched, customer_days, days_done)
-        else {
+        let mut early = Vec::new();
+
+        let Some((touched, owners)) = self.touch(work, shutdown.clone()).await? else {
             return Ok(None);
         };
+        derived.contacts = touched.contacts;
         let mut produce: BTreeSet<Mark> = work.score_days.iter().map(|d| Mark::Day(*d)).collect();
         produce.extend(touched.days.into_iter().map(Mark::Day));
         produce.extend(owners.into_values().map(Mark::Customer));
-        produce.extend(customer_days.into_iter().map(Mark::Day));
-        let mut derived = Derived {
-            contacts: touched.contacts,
-            customers: customers.len(),
-            days: days.len(),
-            marks_produced: 0,
+        let Some(placed) = self.publish(&produce, &mut derived, shutdown).await? else {
+            return Ok(None);
         };
-        if !produce.is_empty() {
-            let published = retry(
-                "kafka",
-                &self.metrics,
-                shutdown,
-                || self.marks.publish(&produce),
-                |_| true,
-            )
-            .await;
-            if published.is_none() {
+        take_owned(placed, owned, &mut customers, &mut days, &mut early);
+
+        let customers: Vec<(&str, u64)> = customers
+            .iter()
+            .map(|(id, version)| (id.as_str(), *version))
+            .collect();
+        derived.customers = customers.len();
+        if !customers.is_empty() {
+            let Some(customer_days) = self
+                .step(shutdown, || self.customers(&customers, reads))
+                .await?
+            else {
                 return Ok(None);
-            }
-            derived.marks_produced = produce.len();
+            };
+            let produce = customer_days.into_iter().map(Mark::Day).collect();
+            let Some(placed) = self.publish(&produce, &mut derived, shutdown).await? else {
+                return Ok(None);
+            };
+            take_owned(placed, owned, &mut BTreeMap::new(), &mut days, &mut early);
         }
+
+        let days: Vec<(u16, u64)> = days.into_iter().collect();
+        derived.days = days.len();
+        if !days.is_empty()
+            && self
+                .step(shutdown, || self.days(&days, reads))
+                .await?
+                .is_none()
+        {
+            return Ok(None);
+        }
+        // Only now, with every step written: a round cut short leaves its
+        // marks to be read and recomputed.
+        derived.early = early.len();
+        lock(&self.early).record(early);
         Ok(Some(derived))
+    }
+
+    /// Publishes `marks`, if any, counting them in `derived`, waiting out
+    /// the broker being unavailable; `Ok(None)` when shutdown came first.
+    async fn publish(
+        &self,
+        marks: &BTreeSet<Mark>,
+        derived: &mut Derived,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Vec<(Mark, i32, u64)>>> {
+        if marks.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let publish = || self.marks.publish(marks);
+        let Some(placed) = retry("kafka", &self.metrics, shutdown, publish, |_| true).await else {
+            return Ok(None);
+        };
+        derived.marks_produced += marks.len();
+        placed.map(Some)
     }
 
     /// Recomputes the work's contacts, then finds the customers of the
@@ -569,6 +635,32 @@ impl Deriver {
     }
 }
 
+/// Moves the marks `placed` in partitions this instance owns into the
+/// customers and days to recompute now (a placed mark is newer than any read
+/// of its key), noting them as recomputed early.
+fn take_owned(
+    placed: Vec<(Mark, i32, u64)>,
+    owned: &BTreeSet<i32>,
+    customers: &mut BTreeMap<String, u64>,
+    days: &mut BTreeMap<u16, u64>,
+    early: &mut Vec<(Mark, i32, u64)>,
+) {
+    for (mark, partition, offset) in placed {
+        if !owned.contains(&partition) {
+            continue;
+        }
+        match &mark {
+            Mark::Customer(id) => customers.insert(id.clone(), offset),
+            Mark::Day(day) => days.insert(*day, offset),
+        };
+        early.push((mark, partition, offset));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Where a derive step's time went: reading its inputs, computing, writing
 /// its rows (steps of one round overlap).
 fn log_step(step: &str, items: usize, started: Instant, read: Instant, computed: Instant) {
@@ -621,6 +713,63 @@ mod tests {
         assert_eq!(marks.get(&Mark::Day(3)), Some(&7));
         assert_eq!(marks.get(&Mark::Customer("c_1".into())), Some(&9));
         assert_eq!(marks.len(), 2);
+    }
+
+    #[test]
+    fn a_mark_recomputed_early_is_skipped_until_read_back_or_superseded() {
+        let owned = BTreeSet::from([0, 1]);
+        let customer = |id: &str| Mark::Customer(id.into());
+        let mut early = EarlyMarks::default();
+        early.record(vec![
+            (customer("c_1"), 0, 10),
+            (customer("c_2"), 0, 20),
+            (customer("c_3"), 1, 30),
+            (Mark::Day(7), 1, 40),
+            (customer("c_4"), 2, 50),
+        ]);
+        // Read: c_1 before its early offset, c_2 at it, c_3 after it, day 7
+        // at it, and c_5, never recomputed early.
+        let read = HashMap::from([
+            (customer("c_1"), 9),
+            (customer("c_2"), 20),
+            (customer("c_3"), 31),
+            (Mark::Day(7), 40),
+            (customer("c_5"), 3),
+        ]);
+        let ((customers, days), skipped) = early.pending(&read, &owned);
+        assert_eq!(
+            customers,
+            BTreeMap::from([("c_3".into(), 31), ("c_5".into(), 3)])
+        );
+        assert!(days.is_empty());
+        assert_eq!(skipped, 3);
+        // c_1 waits for its own mark; c_4's partition is no longer owned.
+        assert_eq!(early.0, HashMap::from([(customer("c_1"), (0, 10))]));
+        let ((customers, _), skipped) =
+            early.pending(&HashMap::from([(customer("c_1"), 10)]), &owned);
+        assert!(customers.is_empty());
+        assert_eq!(skipped, 1);
+        assert!(early.0.is_empty());
+    }
+
+    #[test]
+    fn only_placed_marks_of_owned_partitions_are_taken_early() {
+        let owned = BTreeSet::from([1]);
+        let mut customers = BTreeMap::from([("c_1".to_owned(), 4)]);
+        let mut days = BTreeMap::new();
+        let mut early = Vec::new();
+        let placed = vec![
+            (Mark::Customer("c_1".into()), 1, 9),
+            (Mark::Customer("c_2".into()), 0, 8),
+            (Mark::Day(3), 1, 10),
+        ];
+        take_owned(placed, &owned, &mut customers, &mut days, &mut early);
+        assert_eq!(customers, BTreeMap::from([("c_1".to_owned(), 9)]));
+        assert_eq!(days, BTreeMap::from([(3, 10)]));
+        assert_eq!(
+            early,
+            vec![(Mark::Customer("c_1".into()), 1, 9), (Mark::Day(3), 1, 10)]
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //! consumption pauses because the loop does not fetch while it retries); a
 //! refusal that retrying cannot fix stops the pipeline with the reason.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -561,13 +561,32 @@ impl<R: SchemaRegistry> Pipeline<R> {
                 } else {
                     Reads::AtOnce
                 };
+                let owned = self.owned_mark_partitions();
                 *deriving = Some(tokio::spawn(settling(
                     self.sink.settled.clone(),
-                    derive(self.sink.clone(), round, reads, shutdown.clone()),
+                    derive(self.sink.clone(), round, reads, owned, shutdown.clone()),
                 )));
             }
         }
         Ok(true)
+    }
+
+    /// The partitions of the mark topic assigned to this instance: the
+    /// customers and days it owns. None when the assignment cannot be read,
+    /// which only leaves a round's own marks to be read back and recomputed.
+    fn owned_mark_partitions(&self) -> BTreeSet<i32> {
+        let topic = self.sink.deriver.topic();
+        match self.consumer.assignment() {
+            Ok(assignment) => assignment
+                .elements_for_topic(topic)
+                .iter()
+                .map(|element| element.partition())
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the assignment; a round's own marks wait to be read back");
+                BTreeSet::new()
+            }
+        }
     }
 
     /// Stores the offsets of batches that are written and derived.
@@ -914,10 +933,15 @@ async fn derive(
     sink: Sink,
     round: Underived,
     reads: Reads,
+    owned: BTreeSet<i32>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(Underived, bool)> {
     let started = Instant::now();
-    let Some(done) = sink.deriver.run(&round.work, reads, &mut shutdown).await? else {
+    let Some(done) = sink
+        .deriver
+        .run(&round.work, reads, &owned, &mut shutdown)
+        .await?
+    else {
         return Ok((round, false));
     };
     let took = started.elapsed();
@@ -927,6 +951,8 @@ async fn derive(
         contacts = done.contacts,
         customers = done.customers,
         days = done.days,
+        early = done.early,
+        skipped = done.skipped,
         marks_produced = done.marks_produced,
         at_once = reads == Reads::AtOnce,
         derive_ms = took.as_millis(),

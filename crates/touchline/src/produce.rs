@@ -5,7 +5,9 @@
 //! pipeline produces its derive marks and identity links in batches of up to
 //! a hundred thousand, and only ever waits for a whole batch, so here the
 //! records of a batch share one count instead: each delivery report counts it
-//! down, and the last one wakes the task waiting for the batch.
+//! down, and the last one wakes the task waiting for the batch. The reports
+//! also say where each record landed (partition and offset), which the derive
+//! rounds need to recompute at once what their own marks announce.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,7 @@ use anyhow::Context;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::{ClientConfig, ClientContext, Message};
 use tokio::sync::Notify;
 
 /// How long a record may wait for room in librdkafka's queue before its
@@ -29,26 +31,33 @@ pub struct BatchProducer {
     producer: ThreadedProducer<Reports>,
 }
 
+/// Where a record landed: its partition and offset.
+pub type Placement = (i32, i64);
+
 /// Counts delivery reports against the batch each record belongs to.
 struct Reports;
 
 impl ClientContext for Reports {}
 
 impl ProducerContext for Reports {
-    type DeliveryOpaque = Arc<Batch>;
+    /// The record's batch and its index in it.
+    type DeliveryOpaque = Box<(Arc<Batch>, usize)>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<Batch>) {
-        if let Err((error, _)) = result {
-            batch.fail(error.clone());
+    fn delivery(&self, result: &DeliveryResult<'_>, record: Self::DeliveryOpaque) {
+        let (batch, index) = *record;
+        match result {
+            Ok(message) => batch.place(index, (message.partition(), message.offset())),
+            Err((error, _)) => batch.fail(error.clone()),
         }
         batch.settle();
     }
 }
 
 /// One batch: how many of its records (and whether its sending) are still
-/// to be settled, and its first error.
+/// to be settled, where each landed, and its first error.
 struct Batch {
     unsettled: AtomicUsize,
+    placements: Mutex<Vec<Placement>>,
     error: Mutex<Option<KafkaError>>,
     settled: Notify,
 }
@@ -57,6 +66,11 @@ impl Batch {
     fn fail(&self, error: KafkaError) {
         let mut first = self.error.lock().unwrap_or_else(|e| e.into_inner());
         first.get_or_insert(error);
+    }
+
+    fn place(&self, index: usize, placement: Placement) {
+        let mut placements = self.placements.lock().unwrap_or_else(|e| e.into_inner());
+        placements[index] = placement;
     }
 
     fn failed(&self) -> bool {
@@ -93,24 +107,27 @@ impl BatchProducer {
     /// Produces a record for each of `keys`, the key also its payload (as
     /// on the compacted mark and link topics), to `topic` (to `partition`,
     /// or by key when `None`), and waits until the broker has acknowledged
-    /// them all. On the first error no more are sent and the batch fails
-    /// once the records already sent are settled; some of them may have been
-    /// written, which the callers' retries absorb.
+    /// them all; returns where each landed, in the order of `keys`. On the
+    /// first error no more are sent and the batch fails once the records
+    /// already sent are settled; some of them may have been written, which
+    /// the callers' retries absorb.
     pub async fn send_keys(
         &self,
         topic: &str,
         partition: Option<i32>,
         keys: &[String],
-    ) -> Result<(), KafkaError> {
+    ) -> Result<Vec<Placement>, KafkaError> {
         let batch = Arc::new(Batch {
             unsettled: AtomicUsize::new(1),
+            placements: Mutex::new(vec![(-1, -1); keys.len()]),
             error: Mutex::new(None),
             settled: Notify::new(),
         });
-        for key in keys {
-            let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(&batch))
-                .key(key.as_bytes())
-                .payload(key.as_bytes());
+        for (index, key) in keys.iter().enumerate() {
+            let mut record =
+                BaseRecord::with_opaque_to(topic, Box::new((Arc::clone(&batch), index)))
+                    .key(key.as_bytes())
+                    .payload(key.as_bytes());
             if let Some(partition) = partition {
                 record = record.partition(partition);
             }
@@ -141,7 +158,12 @@ impl BatchProducer {
         batch.settle();
         batch.settled.notified().await;
         let error = batch.error.lock().unwrap_or_else(|e| e.into_inner()).take();
-        error.map_or(Ok(()), Err)
+        match error {
+            Some(error) => Err(error),
+            None => Ok(std::mem::take(
+                &mut *batch.placements.lock().unwrap_or_else(|e| e.into_inner()),
+            )),
+        }
     }
 }
 
@@ -175,10 +197,14 @@ mod tests {
         small.set("queue.buffering.max.messages", "100");
         let producer = BatchProducer::new(&small, "test").expect("producer");
         let keys: Vec<String> = (0..1_000).map(|i| format!("mark-{i}")).collect();
-        producer
+        let placements = producer
             .send_keys(&topic, Some(0), &keys)
             .await
             .expect("produced");
+        // Each record's placement, in the order of the keys: a fresh
+        // one-partition topic numbers them from 0.
+        let expected: Vec<Placement> = (0..1_000).map(|offset| (0, offset)).collect();
+        assert_eq!(placements, expected);
         let mut read = Vec::new();
         tokio::task::block_in_place(|| {
             read_whole(&client(), &topic, |_, key, payload| {
