@@ -296,7 +296,8 @@ impl MarkProducer {
     }
 
     /// Produces `marks` and waits until the broker has them all; returns
-    /// each mark with the partition and offset it landed at.
+    /// each mark with the partition and offset it landed at (leaving out
+    /// any whose report gave no offset).
     pub async fn publish(&self, marks: &BTreeSet<Mark>) -> anyhow::Result<Vec<(Mark, i32, u64)>> {
         let keys: Vec<String> = marks.iter().map(Mark::key).collect();
         let placements = self
@@ -307,12 +308,8 @@ impl MarkProducer {
         Ok(marks
             .iter()
             .zip(placements)
-            .map(|(mark, (partition, offset))| {
-                (
-                    mark.clone(),
-                    partition,
-                    u64::try_from(offset).unwrap_or_default(),
-                )
+            .filter_map(|(mark, (partition, offset))| {
+                Some((mark.clone(), partition, u64::try_from(offset).ok()?))
             })
             .collect())
     }
