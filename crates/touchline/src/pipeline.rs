@@ -572,7 +572,7 @@ impl<R: SchemaRegistry> Pipeline<R> {
     }
 
     /// The partitions of the mark topic assigned to this instance: the
-    /// customers and days it owns. None when the assignment cannot be read,
+    /// customers and days it owns; empty when the assignment cannot be read,
     /// which only leaves a round's own marks to be read back and recomputed.
     fn owned_mark_partitions(&self) -> BTreeSet<i32> {
         let topic = self.sink.deriver.topic();
