@@ -25,8 +25,9 @@
 //! `derive_interval` (its reads scan tables, so fewer, larger rounds cost
 //! less); when nothing new arrives, at once. A write or round that ends
 //! while the loop waits for messages is taken then, not at the end of the
-//! linger, so a chain of rounds (contacts, then the customers their marks
-//! name, then days) does not wait a linger per link. Rounds that fall
+//! linger, so rounds that follow one another (one reading back the marks
+//! the previous produced, or recomputing what another instance's marks
+//! name) do not wait a linger each. Rounds that fall
 //! behind slow reading down: at most `derive_backlog_messages` written
 //! messages wait for a round.
 //!
