@@ -38,7 +38,7 @@
 //! harmless, and never skips one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail};
@@ -59,7 +59,7 @@ use touchline_model::metrics::{
 };
 use touchline_model::{Channel, SourceRecord, UnifiedEvent};
 
-use crate::identity::ensure_topic;
+use crate::identity::{ensure_topic, lock};
 use crate::metrics::Metrics;
 use crate::pipeline::{now_micros, retry};
 use crate::produce::BatchProducer;
@@ -238,7 +238,21 @@ pub struct Deriver {
 struct EarlyMarks(HashMap<Mark, (i32, u64)>);
 
 /// Customers and days to recompute, each at the offset of its newest mark.
-type ToDerive = (BTreeMap<String, u64>, BTreeMap<u16, u64>);
+#[derive(Debug, Default, PartialEq)]
+struct ToDerive {
+    customers: BTreeMap<String, u64>,
+    days: BTreeMap<u16, u64>,
+}
+
+impl ToDerive {
+    /// Adds `mark` at `offset`, which replaces any earlier offset of it.
+    fn add(&mut self, mark: &Mark, offset: u64) {
+        match mark {
+            Mark::Customer(id) => self.customers.insert(id.clone(), offset),
+            Mark::Day(day) => self.days.insert(*day, offset),
+        };
+    }
+}
 
 impl EarlyMarks {
     /// The customers and days of `marks` (each read at its newest offset),
@@ -247,7 +261,7 @@ impl EarlyMarks {
     /// later one is), and every mark of a partition no longer `owned`.
     fn pending(&mut self, marks: &HashMap<Mark, u64>, owned: &BTreeSet<i32>) -> (ToDerive, usize) {
         self.0.retain(|_, (partition, _)| owned.contains(partition));
-        let (mut customers, mut days, mut skipped) = (BTreeMap::new(), BTreeMap::new(), 0);
+        let (mut pending, mut skipped) = (ToDerive::default(), 0);
         for (mark, &offset) in marks {
             if let Some(&(_, recomputed)) = self.0.get(mark) {
                 if offset >= recomputed {
@@ -258,12 +272,9 @@ impl EarlyMarks {
                     continue;
                 }
             }
-            match mark {
-                Mark::Customer(id) => customers.insert(id.clone(), offset),
-                Mark::Day(day) => days.insert(*day, offset),
-            };
+            pending.add(mark, offset);
         }
-        ((customers, days), skipped)
+        (pending, skipped)
     }
 
     /// Notes marks recomputed in the round that produced them.
@@ -348,7 +359,7 @@ impl Deriver {
         owned: &BTreeSet<i32>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Derived>> {
-        let ((mut customers, mut days), skipped) = lock(&self.early).pending(&work.marks, owned);
+        let (mut pending, skipped) = lock(&self.early).pending(&work.marks, owned);
         let mut derived = Derived {
             skipped,
             ..Derived::default()
@@ -365,9 +376,10 @@ impl Deriver {
         let Some(placed) = self.publish(&produce, &mut derived, shutdown).await? else {
             return Ok(None);
         };
-        take_owned(placed, owned, &mut customers, &mut days, &mut early);
+        take_owned(placed, owned, &mut pending, &mut early);
 
-        let customers: Vec<(&str, u64)> = customers
+        let customers: Vec<(&str, u64)> = pending
+            .customers
             .iter()
             .map(|(id, version)| (id.as_str(), *version))
             .collect();
@@ -383,10 +395,10 @@ impl Deriver {
             let Some(placed) = self.publish(&produce, &mut derived, shutdown).await? else {
                 return Ok(None);
             };
-            take_owned(placed, owned, &mut BTreeMap::new(), &mut days, &mut early);
+            take_owned(placed, owned, &mut pending, &mut early);
         }
 
-        let days: Vec<(u16, u64)> = days.into_iter().collect();
+        let days: Vec<(u16, u64)> = pending.days.into_iter().collect();
         derived.days = days.len();
         if !days.is_empty()
             && self
@@ -638,24 +650,15 @@ impl Deriver {
 fn take_owned(
     placed: Vec<(Mark, i32, u64)>,
     owned: &BTreeSet<i32>,
-    customers: &mut BTreeMap<String, u64>,
-    days: &mut BTreeMap<u16, u64>,
+    pending: &mut ToDerive,
     early: &mut Vec<(Mark, i32, u64)>,
 ) {
     for (mark, partition, offset) in placed {
-        if !owned.contains(&partition) {
-            continue;
+        if owned.contains(&partition) {
+            pending.add(&mark, offset);
+            early.push((mark, partition, offset));
         }
-        match &mark {
-            Mark::Customer(id) => customers.insert(id.clone(), offset),
-            Mark::Day(day) => days.insert(*day, offset),
-        };
-        early.push((mark, partition, offset));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Where a derive step's time went: reading its inputs, computing, writing
@@ -733,18 +736,17 @@ mod tests {
             (Mark::Day(7), 40),
             (customer("c_5"), 3),
         ]);
-        let ((customers, days), skipped) = early.pending(&read, &owned);
+        let (pending, skipped) = early.pending(&read, &owned);
         assert_eq!(
-            customers,
+            pending.customers,
             BTreeMap::from([("c_3".into(), 31), ("c_5".into(), 3)])
         );
-        assert!(days.is_empty());
+        assert!(pending.days.is_empty());
         assert_eq!(skipped, 3);
         // c_1 waits for its own mark; c_4's partition is no longer owned.
         assert_eq!(early.0, HashMap::from([(customer("c_1"), (0, 10))]));
-        let ((customers, _), skipped) =
-            early.pending(&HashMap::from([(customer("c_1"), 10)]), &owned);
-        assert!(customers.is_empty());
+        let (pending, skipped) = early.pending(&HashMap::from([(customer("c_1"), 10)]), &owned);
+        assert_eq!(pending, ToDerive::default());
         assert_eq!(skipped, 1);
         assert!(early.0.is_empty());
     }
@@ -752,17 +754,17 @@ mod tests {
     #[test]
     fn only_placed_marks_of_owned_partitions_are_taken_early() {
         let owned = BTreeSet::from([1]);
-        let mut customers = BTreeMap::from([("c_1".to_owned(), 4)]);
-        let mut days = BTreeMap::new();
+        let mut pending = ToDerive::default();
+        pending.add(&Mark::Customer("c_1".into()), 4);
         let mut early = Vec::new();
         let placed = vec![
             (Mark::Customer("c_1".into()), 1, 9),
             (Mark::Customer("c_2".into()), 0, 8),
             (Mark::Day(3), 1, 10),
         ];
-        take_owned(placed, &owned, &mut customers, &mut days, &mut early);
-        assert_eq!(customers, BTreeMap::from([("c_1".to_owned(), 9)]));
-        assert_eq!(days, BTreeMap::from([(3, 10)]));
+        take_owned(placed, &owned, &mut pending, &mut early);
+        assert_eq!(pending.customers, BTreeMap::from([("c_1".to_owned(), 9)]));
+        assert_eq!(pending.days, BTreeMap::from([(3, 10)]));
         assert_eq!(
             early,
             vec![(Mark::Customer("c_1".into()), 1, 9), (Mark::Day(3), 1, 10)]
